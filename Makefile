@@ -1,0 +1,41 @@
+# Two commands do everything on a fresh clone: `make reproduce` and `make test`.
+# Each installs the project into .venv first (once; re-run when settings.ini changes).
+SHELL := /bin/bash
+VENV  := .venv
+BIN   := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# torch first and pinned: 2.13.0 is the CPU wheel; an unpinned torch pulls the CUDA build.
+TORCH ?= torch==2.13.0
+# nbdev 2 (settings.ini, nbdev_test) with the execnb/fastcore versions it works with.
+NBDEV := nbdev==2.4.14 execnb==0.1.16 fastcore==1.8.18 ghapi==1.0.6 astunparse asttokens watchdog build packaging
+
+.PHONY: install test reproduce export clean-nbs readme
+install: $(STAMP)
+
+$(STAMP): settings.ini setup.py
+	test -x $(BIN)/python || python3 -m venv $(VENV)
+	$(BIN)/pip install -q $(TORCH)
+	$(BIN)/pip install -q --no-deps $(NBDEV)
+	$(BIN)/pip install -q --no-build-isolation -e '.[dev]'
+	touch $(STAMP)
+
+# Hash of a folder's files, to see whether a command changed them.
+tree_hash = find $(1) -type f \( -name '*.py' -o -name '*.ipynb' \) -not -path '*/.ipynb_checkpoints/*' | sort | xargs md5sum | md5sum
+
+test: $(STAMP)
+	@before=$$($(call tree_hash,resm)); $(BIN)/nbdev_export; \
+	  [ "$$before" = "$$($(call tree_hash,resm))" ] || { echo "FAIL: resm/ was out of date with nbs/ (nbdev_export changed it)"; exit 1; }
+	@before=$$($(call tree_hash,nbs)); $(BIN)/nbdev_clean; \
+	  [ "$$before" = "$$($(call tree_hash,nbs))" ] || { echo "FAIL: notebooks were not clean (nbdev_clean changed nbs/)"; exit 1; }
+	$(BIN)/nbdev_test --n_workers 2 --timing
+	$(BIN)/python -m pytest tests/ -q -p no:cacheprovider
+
+reproduce: $(STAMP)
+	$(BIN)/resm reproduce --profile mini
+
+export: $(STAMP)
+	$(BIN)/nbdev_export
+	$(BIN)/nbdev_clean
+
+readme: $(STAMP)
+	$(BIN)/jupyter nbconvert --to markdown nbs/index.ipynb --output-dir . --output README
