@@ -11,8 +11,9 @@ import matplotlib.pyplot as plt
 from .model import atomic_write_text
 
 # %% auto #0
-__all__ = ['FIGURES', 'PROFILES', 'RESULT_FIELDS', 'select', 'check_parameters', 'repo_root', 'output_dirs', 'save_figure',
-           'record', 'git_commit', 'write_results', 'run_notebook', 'reproduce', 'add_cli']
+__all__ = ['FIGURES', 'PROFILES', 'RESULT_FIELDS', 'select', 'check_parameters', 'repo_root', 'output_dirs', 'model_spec',
+           'model_label', 'save_figure', 'record', 'git_commit', 'write_results', 'run_notebook', 'reproduce',
+           'add_cli']
 
 # %% ../nbs/11_reproduce.ipynb #f72a4f4d
 FIGURES = {  # key: (notebook in nbs/figures, what it shows)
@@ -69,6 +70,18 @@ def output_dirs(profile:str, fig_dir:str="figures", cache_dir:str="cache")->tupl
     return figs, cache
 
 # %% ../nbs/11_reproduce.ipynb #83935fe1
+def model_spec(spec:str, cache:Path)->str:
+    "Resolve `run:NAME` to `cache/models/NAME`; other specs pass through."
+    if not spec.startswith("run:"): return spec
+    path = Path(cache)/"models"/spec[4:]
+    if not (path/"model.pt").exists(): raise FileNotFoundError(f"{path} has no trained model; run the 'train' step first (resm reproduce --only train)")
+    return str(path)
+
+def model_label(spec:str)->str:
+    "A short name for plots: `run:kdny` → kdny, a path → its file or folder name."
+    return spec[4:] if spec.startswith("run:") else Path(spec).name.removesuffix(".pt").removesuffix(".ckpt")
+
+# %% ../nbs/11_reproduce.ipynb #f512c38d
 def save_figure(fig, path:str|Path, dpi:int=120)->Path:
     "Save `fig` as a PNG without volatile metadata, atomically."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -77,7 +90,7 @@ def save_figure(fig, path:str|Path, dpi:int=120)->Path:
     tmp = path.with_name(f".{path.name}.tmp"); tmp.write_bytes(buf.getvalue()); os.replace(tmp, path)
     return path
 
-# %% ../nbs/11_reproduce.ipynb #f512c38d
+# %% ../nbs/11_reproduce.ipynb #8f2ed013
 RESULT_FIELDS = ["figure", "quantity", "value", "model", "data", "profile", "note"]
 
 def record(cache:Path, figure:str, rows:list[dict])->Path:
@@ -98,7 +111,7 @@ def git_commit(root:Path)->str:
         return c + ("-dirty" if dirty else "")
     except (subprocess.CalledProcessError, FileNotFoundError): return "unknown"
 
-# %% ../nbs/11_reproduce.ipynb #ff501c60
+# %% ../nbs/11_reproduce.ipynb #8370c908
 def _fmt(v)->str: return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 def write_results(cache:Path, fig_dir:Path, commit:str)->Path:
@@ -115,7 +128,7 @@ def write_results(cache:Path, fig_dir:Path, commit:str)->Path:
     atomic_write_text("\n".join(md) + "\n", Path(fig_dir)/"results.md")
     return Path(fig_dir)/"results.md"
 
-# %% ../nbs/11_reproduce.ipynb #8370c908
+# %% ../nbs/11_reproduce.ipynb #a8280c19
 def _strip_volatile(path:Path):
     "Remove papermill/jupyter timing metadata from an executed notebook."
     nb = json.loads(path.read_text())
@@ -138,7 +151,7 @@ def run_notebook(src:Path, dst:Path, params:dict, cwd:Path)->float:
     _strip_volatile(dst)
     return time.perf_counter() - t0
 
-# %% ../nbs/11_reproduce.ipynb #9d9a0a05
+# %% ../nbs/11_reproduce.ipynb #20211de9
 def reproduce(profile:str="mini",        # "mini" (bundled data, small models, CPU) or "full" (released weights, GPU)
               only:str|None=None,        # comma-separated figure keys; default all
               runs_dir:str="docs/runs",  # where executed notebooks go
@@ -159,7 +172,7 @@ def reproduce(profile:str="mini",        # "mini" (bundled data, small models, C
     print(f"wrote {out/'figures'/'results.md'}; total {sum(times.values()):.0f} s")
     return times
 
-# %% ../nbs/11_reproduce.ipynb #a8280c19
+# %% ../nbs/11_reproduce.ipynb #4c57ef63
 def _run_reproduce(args)->int:
     extra = json.loads(args.params) if args.params else None
     reproduce(args.profile, args.only, args.runs_dir, extra); return 0
