@@ -17,6 +17,7 @@ AMINO_ACIDS = "LAGVSERTIDPKQNFYMHWCXBUZO"  # the 25 residue letters of the ESM-1
 MAPPINGS = {
     "KDNY": {"A": "K", "U": "D", "C": "N", "G": "Y"},  # released RESM models
     "KEDR": {"A": "K", "U": "E", "C": "D", "G": "R"},
+    "NYKD": {"A": "N", "U": "Y", "C": "K", "G": "D"},  # KDNY's letters shuffled so no nucleotide keeps its own (ablation control)
     "RNA":  {"A": "A", "U": "U", "C": "C", "G": "G"},  # identity: ESM-2's own A/C/G/U tokens
 }
 IUPAC_AMBIGUOUS = set("NRYKMSWBDHV")  # read as unknown nucleotide X

@@ -1,0 +1,88 @@
+"""Transfer-training loop: config, exact resume, 2-process data parallel (gloo), CLI end to end, export round trip."""
+import csv, json, os, random, subprocess, sys
+from pathlib import Path
+import pytest
+import torch
+from resm.model import load_model
+from resm.train import TrainConfig, main
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--model", "random:2x32x4", "--batch-tokens", "256", "--max-len", "40", "--dtype", "fp32", "--device", "cpu",
+        "--no-progress", "--no-probe", "--warmup-steps", "2", "--lr", "3e-3", "--val-frac", "0.1"]
+
+
+@pytest.fixture(scope="module")
+def fasta(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data")/"rna.fa"
+    rng = random.Random(0)
+    path.write_text("".join(f">r{i}\n{''.join(rng.choices('ACGU', k=rng.randint(12, 60)))}\n" for i in range(40)))
+    return path
+
+
+def _losses(out:Path)->list:
+    with open(out/"metrics.csv", newline="") as f:
+        return [float(r["loss"]) for r in csv.DictReader(f) if r["split"] == "train"]
+
+
+def _env():
+    return os.environ | {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+
+
+def test_config_rejects_unknown_keys(tmp_path):
+    with pytest.raises(ValueError, match="unknown config keys: 'lr_max'"): TrainConfig.from_dict({"lr_max": 1.0})
+    (tmp_path/"c.yaml").write_text("max_steps: 5\nbatch_size: 8\n")
+    with pytest.raises(ValueError, match="batch_size"): TrainConfig.from_yaml(tmp_path/"c.yaml")
+    (tmp_path/"ok.yaml").write_text("max_steps: 5\nlr: 1e-4\ndata: [a.fa, b.fa]\n")
+    cfg = TrainConfig.from_yaml(tmp_path/"ok.yaml")
+    assert (cfg.max_steps, cfg.lr, cfg.data) == (5, 1e-4, ["a.fa", "b.fa"])
+
+
+def test_resume_is_exact(tmp_path, fasta):
+    "2N steps straight == N steps, then --resume for N more: identical per-step losses and weights."
+    common = TINY + ["--data", str(fasta), "--save-every", "3", "--eval-every", "3", "--max-steps", "6"]
+    assert main(["train", *common, "--out", str(tmp_path/"straight")]) == 0
+    assert main(["train", *common[:-1], "3", "--out", str(tmp_path/"split")]) == 0
+    torch.manual_seed(999)                                          # disturb global RNG state between the runs
+    assert main(["train", *common, "--out", str(tmp_path/"split"), "--resume"]) == 0
+    a, b = _losses(tmp_path/"straight"), _losses(tmp_path/"split")
+    assert len(a) == 6 and a == b
+    sa = load_model(tmp_path/"straight", device="cpu")[0].state_dict()
+    sb = load_model(tmp_path/"split", device="cpu")[0].state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_ddp_two_processes_match_single(tmp_path, fasta):
+    "torchrun, 2 gloo processes x 1 micro-batch == 1 process x 2 micro-batches (same global batch)."
+    common = ["train", *TINY, "--data", str(fasta), "--max-steps", "4", "--save-every", "2", "--eval-every", "0"]
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          "-m", "resm.cli", *common, "--grad-accum", "1", "--out", str(tmp_path/"ddp")],
+                         capture_output=True, text=True, env=_env(), timeout=110)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    assert main([*common, "--grad-accum", "2", "--out", str(tmp_path/"single")]) == 0
+    sync = json.loads((tmp_path/"ddp"/"ranks.json").read_text())
+    assert sync["world_size"] == 2 and [s for s, _ in sync["sync"]] == [2, 4]
+    assert all(c[0] == c[1] for _, c in sync["sync"])               # both ranks hold identical weights
+    a, b = _losses(tmp_path/"ddp"), _losses(tmp_path/"single")
+    assert len(a) == 4 and a == pytest.approx(b, rel=1e-5)
+    sa = load_model(tmp_path/"ddp", device="cpu")[0].state_dict()
+    sb = load_model(tmp_path/"single", device="cpu")[0].state_dict()
+    assert all(torch.allclose(sa[k], sb[k], atol=1e-5) for k in sa)
+
+
+def test_cli_end_to_end_and_export(tmp_path, fasta):
+    "`resm train` then `resm export`: the fair-esm .pt loads with load_model and gives the same logits."
+    run = lambda *a: subprocess.run([sys.executable, "-m", "resm.cli", *a], capture_output=True, text=True, env=_env(), timeout=60)
+    r = run("train", *TINY, "--data", str(fasta), "--max-steps", "3", "--save-every", "2", "--out", str(tmp_path/"run"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "trained 3 steps" in r.stdout
+    assert sorted(p.name for p in (tmp_path/"run"/"checkpoints").iterdir()) == ["step_2.pt", "step_3.pt"]
+    header = (tmp_path/"run"/"metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"step", "loss", "lr", "tokens_per_s", "val_loss"} <= set(header)
+    e = run("export", str(tmp_path/"run"), str(tmp_path/"fair.pt"))
+    assert e.returncode == 0, e.stderr[-3000:]
+    ours, tok = load_model(tmp_path/"run", device="cpu")
+    fair, _ = load_model(tmp_path/"fair.pt", device="cpu")
+    x = tok.batch([("a", "GGGAAACUUCGGUUCCC"), ("b", "ACGU")])[1]
+    with torch.no_grad(): assert torch.allclose(ours(x)["logits"], fair(x)["logits"], atol=1e-6)
+    again = run("train", *TINY, "--data", str(fasta), "--max-steps", "3", "--out", str(tmp_path/"run"))
+    assert again.returncode == 2 and "--resume" in again.stderr
