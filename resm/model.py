@@ -120,20 +120,23 @@ def tiny_model(num_layers:int=2,      # transformer layers
     return model, tok
 
 # %% ../nbs/01_model.ipynb #4b7d9444
+def _umask()->int:
+    u = os.umask(0); os.umask(u); return u
+
 def atomic_save(obj, path:str|Path):
     "`torch.save` to a temporary file in the same folder, then rename: a kill never leaves a truncated file."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"); os.close(fd)
-    try: torch.save(obj, tmp); os.replace(tmp, path)
+    try: torch.save(obj, tmp); os.chmod(tmp, 0o666 & ~_umask()); os.replace(tmp, path)
     finally:
         if os.path.exists(tmp): os.remove(tmp)
 
 def atomic_write_text(text:str, path:str|Path):
-    "Write text atomically."
+    "Write text atomically (temporary file in the same folder, then rename), with the usual file permissions."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(fd, "w") as f: f.write(text)
-    os.replace(tmp, path)
+    os.chmod(tmp, 0o666 & ~_umask()); os.replace(tmp, path)
 
 # %% ../nbs/01_model.ipynb #1340dcbd
 def model_config(model:ESM2, tok:RNATokenizer)->dict:

@@ -12,8 +12,8 @@ from .model import atomic_write_text
 
 # %% auto #0
 __all__ = ['FIGURES', 'PROFILES', 'RESULT_FIELDS', 'select', 'check_parameters', 'repo_root', 'output_dirs', 'model_spec',
-           'model_label', 'save_figure', 'record', 'git_commit', 'write_results', 'run_notebook', 'reproduce',
-           'add_cli']
+           'model_label', 'train_run', 'save_figure', 'record', 'git_commit', 'write_results', 'run_notebook',
+           'reproduce', 'add_cli']
 
 # %% ../nbs/11_reproduce.ipynb #f72a4f4d
 FIGURES = {  # key: (notebook in nbs/figures, what it shows)
@@ -82,6 +82,25 @@ def model_label(spec:str)->str:
     return spec[4:] if spec.startswith("run:") else Path(spec).name.removesuffix(".pt").removesuffix(".ckpt")
 
 # %% ../nbs/11_reproduce.ipynb #f512c38d
+def train_run(cache:Path,              # the profile's cache folder
+              name:str,                # run name: cache/models/NAME
+              model:str,               # start: fair-esm name, "random:LxDxH", or a path
+              mapping:str="KDNY",      # RNA -> amino-acid mapping
+              steps:int=2,             # optimizer steps
+              reuse:bool=True,         # reuse a finished run; resume an interrupted one
+              **overrides              # further TrainConfig fields
+             )->Path:                  # the run folder (a `load_model` spec)
+    "Train, reuse or resume one cached MLM run."
+    from resm.train import TrainConfig, train_mlm
+    out = Path(cache)/"models"/name
+    if reuse and (out/"model.pt").exists(): return out
+    resume = reuse and (out/"checkpoints").exists() and any((out/"checkpoints").glob("*.pt"))
+    if not resume and out.exists(): import shutil; shutil.rmtree(out)
+    cfg = dict(model=model, data=["mini"], mapping=mapping, max_steps=steps, warmup_steps=max(1, steps // 10), progress=False)
+    train_mlm(TrainConfig.from_dict(cfg | overrides), out, resume=resume)
+    return out
+
+# %% ../nbs/11_reproduce.ipynb #74f7a81a
 def save_figure(fig, path:str|Path, dpi:int=120)->Path:
     "Save `fig` as a PNG without volatile metadata, atomically."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -90,7 +109,7 @@ def save_figure(fig, path:str|Path, dpi:int=120)->Path:
     tmp = path.with_name(f".{path.name}.tmp"); tmp.write_bytes(buf.getvalue()); os.replace(tmp, path)
     return path
 
-# %% ../nbs/11_reproduce.ipynb #8f2ed013
+# %% ../nbs/11_reproduce.ipynb #40713c8f
 RESULT_FIELDS = ["figure", "quantity", "value", "model", "data", "profile", "note"]
 
 def record(cache:Path, figure:str, rows:list[dict])->Path:
@@ -111,7 +130,7 @@ def git_commit(root:Path)->str:
         return c + ("-dirty" if dirty else "")
     except (subprocess.CalledProcessError, FileNotFoundError): return "unknown"
 
-# %% ../nbs/11_reproduce.ipynb #8370c908
+# %% ../nbs/11_reproduce.ipynb #9d9a0a05
 def _fmt(v)->str: return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 def write_results(cache:Path, fig_dir:Path, commit:str)->Path:
@@ -128,7 +147,7 @@ def write_results(cache:Path, fig_dir:Path, commit:str)->Path:
     atomic_write_text("\n".join(md) + "\n", Path(fig_dir)/"results.md")
     return Path(fig_dir)/"results.md"
 
-# %% ../nbs/11_reproduce.ipynb #a8280c19
+# %% ../nbs/11_reproduce.ipynb #20211de9
 def _strip_volatile(path:Path):
     "Remove papermill/jupyter timing metadata from an executed notebook."
     nb = json.loads(path.read_text())
@@ -151,7 +170,7 @@ def run_notebook(src:Path, dst:Path, params:dict, cwd:Path)->float:
     _strip_volatile(dst)
     return time.perf_counter() - t0
 
-# %% ../nbs/11_reproduce.ipynb #20211de9
+# %% ../nbs/11_reproduce.ipynb #1db9e102
 def reproduce(profile:str="mini",        # "mini" (bundled data, small models, CPU) or "full" (released weights, GPU)
               only:str|None=None,        # comma-separated figure keys; default all
               runs_dir:str="docs/runs",  # where executed notebooks go
@@ -172,7 +191,7 @@ def reproduce(profile:str="mini",        # "mini" (bundled data, small models, C
     print(f"wrote {out/'figures'/'results.md'}; total {sum(times.values()):.0f} s")
     return times
 
-# %% ../nbs/11_reproduce.ipynb #4c57ef63
+# %% ../nbs/11_reproduce.ipynb #8f8cd9fc
 def _run_reproduce(args)->int:
     extra = json.loads(args.params) if args.params else None
     reproduce(args.profile, args.only, args.runs_dir, extra); return 0
