@@ -1,0 +1,146 @@
+"End-to-end tests of `resm embed` and the memory-bounded attention features (tiny models, CPU)."
+import os, signal, subprocess, sys, time
+from pathlib import Path
+import numpy as np
+import pytest
+import torch
+from resm.io import write_fasta
+from resm.model import tiny_model
+from resm.features import attention_maps, symmetrize, apc, pair_logits, embed_records
+from resm.embed import embed_fasta
+
+RNG = np.random.default_rng(0)
+def rand_seq(n): return "".join(RNG.choice(list("ACGU"), n))
+
+class Res:
+    def __init__(self, rc, err): self.returncode, self.stderr = rc, err
+
+@pytest.fixture
+def cli(capsys):
+    "Run the wired `resm` CLI in-process (a subprocess costs seconds of imports per call)."
+    from resm.cli import main
+    def run(*args):
+        capsys.readouterr(); rc = main([str(a) for a in args])
+        return Res(rc, capsys.readouterr().err)
+    return run
+
+@pytest.fixture(scope="module")
+def tiny(): return tiny_model(num_layers=3, embed_dim=32, attention_heads=4, seed=2)
+
+def test_cli_end_to_end(tmp_path, cli):
+    fa = write_fasta(tmp_path/"in.fa", {"a": rand_seq(30), "b": rand_seq(12), "c": rand_seq(50)})
+    r = cli("embed", fa, "--model", "tiny", "--out", tmp_path/"o", "--pooled", "--layers", "1", "-1", "--quiet")
+    assert r.returncode == 0, r.stderr
+    e = np.load(tmp_path/"o"/"c_emb_l2.npy"); assert e.shape == (50, 32) and e.dtype == np.float32
+    assert np.load(tmp_path/"o"/"b_emb_l1.npy").shape == (12, 32)
+    np.testing.assert_allclose(np.load(tmp_path/"o"/"a_pooled_l2.npy"), np.load(tmp_path/"o"/"a_emb_l2.npy").mean(0), rtol=1e-6)
+    lines = (tmp_path/"o"/"manifest.tsv").read_text().splitlines()
+    assert lines[0].split("\t") == ["id", "length", "model", "mapping", "dtype", "long", "layers", "format", "files"]
+    rows = {l.split("\t")[0]: l.split("\t") for l in lines[1:]}
+    assert set(rows) == {"a", "b", "c"} and rows["c"][1:7] == ["50", "tiny", "KDNY", "fp32", "full", "1,-1"]
+
+def test_equal_to_fair_esm(tmp_path, tiny):
+    model, tok = tiny
+    seqs = {"a": rand_seq(40), "b": rand_seq(7), "c": rand_seq(23)}
+    fa = write_fasta(tmp_path/"in.fa", seqs)
+    embed_fasta(fa, tiny, tmp_path/"o", batch_tokens=64, progress=False)
+    for rid, s in seqs.items():
+        with torch.no_grad(): ref = model(tok.encode(s)[None], repr_layers=[3])["representations"][3][0, 1:-1]
+        np.testing.assert_allclose(np.load(tmp_path/"o"/f"{rid}_emb.npy"), ref.numpy(), atol=1e-4)
+
+def test_resume_skips_finished_and_ignores_partial_files(tmp_path, tiny):
+    fa = write_fasta(tmp_path/"in.fa", {"a": rand_seq(20), "b": rand_seq(25)})
+    out = tmp_path/"o"
+    assert embed_fasta(fa, tiny, out, progress=False)["done"] == 2
+    mtime = (out/"a_emb.npy").stat().st_mtime_ns
+    # what a kill leaves behind: a temporary file mid-write, and a file whose manifest line was never appended
+    (out/".c_emb.npy.abc123.tmp").write_bytes(b"\x93NUMPY partial")
+    (out/"c_emb.npy").write_bytes(b"\x93NUMPY truncat")
+    fa = write_fasta(tmp_path/"in.fa", {"a": rand_seq(20), "b": rand_seq(25), "c": rand_seq(33)})
+    res = embed_fasta(fa, tiny, out, progress=False)
+    assert (res["done"], res["skipped"]) == (1, 2)
+    assert (out/"a_emb.npy").stat().st_mtime_ns == mtime            # finished ids are not recomputed
+    assert np.load(out/"c_emb.npy").shape == (33, 32)               # the unrecorded file was redone
+    assert not list(out.glob(".*.tmp"))
+    with pytest.raises(ValueError, match="other settings"): embed_fasta(fa, tiny, out, dtype="bf16", progress=False)
+
+def test_kill_and_resume(tmp_path):
+    "SIGKILL a real run part-way; the rerun finishes, skips what was recorded, and every file loads."
+    recs = {f"r{k}": rand_seq(150) for k in range(600)}
+    fa, out = write_fasta(tmp_path/"in.fa", recs), tmp_path/"o"
+    p = subprocess.Popen([sys.executable, "-m", "resm.cli", "embed", str(fa), "--model", "tiny", "--out", str(out),
+                          "--batch-tokens", "160", "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    man = out/"manifest.tsv"; t0 = time.time()
+    while time.time() - t0 < 60:
+        if man.exists() and len(man.read_text().splitlines()) > 20: break
+        time.sleep(0.02)
+    p.send_signal(signal.SIGKILL); p.wait()
+    n_done = len(man.read_text().splitlines()) - 1
+    assert 0 < n_done < len(recs), "the run finished before it could be killed"
+    res = embed_fasta(fa, "tiny", out, progress=False)
+    assert res["skipped"] >= n_done - 1 and res["done"] + res["skipped"] == len(recs)
+    for rid in recs: assert np.load(out/f"{rid}_emb.npy").shape == (150, 32)
+    ids = [l.split("\t")[0] for l in man.read_text().splitlines()[1:]]
+    assert sorted(set(ids)) == sorted(recs)
+
+@pytest.mark.parametrize("text,needle", [
+    (">a\nACGU\n>b\nACZU\n", "'Z' at position 3 of record b"),
+    (">a\nACGU\n>b\n\n>c\nAC\n", "record 'b' (record #2) is empty"),
+    (">a\nACGU\n>b\nAC\n>a\nGG\n", "duplicate id 'a': record #3 repeats record #1"),
+])
+def test_bad_input_stops_before_work(tmp_path, cli, text, needle):
+    (tmp_path/"in.fa").write_text(text)
+    r = cli("embed", tmp_path/"in.fa", "--model", "tiny", "--out", tmp_path/"o", "--quiet")
+    assert r.returncode != 0 and needle in r.stderr, r.stderr
+    assert not list(tmp_path.glob("o/*.npy"))
+
+def test_on_invalid_skip(tmp_path, cli):
+    (tmp_path/"in.fa").write_text(">a\nACGUAC\n>b\nAC!U\n>c\n\n>a\nGG\n>d\nGGGCCC\n")
+    r = cli("embed", tmp_path/"in.fa", "--model", "tiny", "--out", tmp_path/"o", "--on-invalid", "skip", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (tmp_path/"o").glob("*.npy")) == ["a_emb.npy", "d_emb.npy"]
+    assert r.stderr.count("skipping") == 3 and "record b" in r.stderr
+
+def test_h5_format(tmp_path, tiny):
+    import h5py
+    seqs = {"x/1": rand_seq(21), "y": rand_seq(9)}
+    fa = write_fasta(tmp_path/"in.fa", seqs)
+    embed_fasta(fa, tiny, tmp_path/"h", fmt="h5", pooled=True, progress=False)
+    embed_fasta(fa, tiny, tmp_path/"n", progress=False)
+    with h5py.File(tmp_path/"h"/"embeddings.h5") as f:
+        assert sorted(f) == ["x_1", "y"] and f["x_1"].attrs["id"] == "x/1" and f["x_1"].attrs["length"] == 21
+        np.testing.assert_array_equal(f["x_1"]["emb"][:], np.load(tmp_path/"n"/"x_1_emb.npy"))
+        assert f["y"]["pooled"].shape == (32,)
+    fa = write_fasta(tmp_path/"in.fa", seqs | {"z": rand_seq(5)})         # resume adds to the store
+    assert embed_fasta(fa, tiny, tmp_path/"h", fmt="h5", pooled=True, progress=False)["done"] == 1
+    with h5py.File(tmp_path/"h"/"embeddings.h5") as f: assert sorted(f) == ["x_1", "y", "z"]
+
+def test_attention_layout(tmp_path, cli, tiny):
+    model, tok = tiny
+    s = rand_seq(17)
+    fa = write_fasta(tmp_path/"in.fa", {"s": s})
+    r = cli("embed", fa, "--model", "tiny", "--out", tmp_path/"o", "--attention", "--attention-dtype", "fp16", "--quiet")
+    assert r.returncode == 0, r.stderr
+    a = np.load(tmp_path/"o"/"s_atp.npy"); assert a.shape == (2 * 4, 17, 17) and a.dtype == np.float16
+    embed_fasta(fa, tiny, tmp_path/"p", attention=True, progress=False)
+    a = np.load(tmp_path/"p"/"s_atp.npy"); assert a.shape == (3 * 4, 17, 17) and a.dtype == np.float32
+    with torch.no_grad(): ref = model(tok.encode(s)[None], need_head_weights=True)["attentions"][0]   # (layers, H, T, T)
+    for layer in range(3):
+        for h in range(4): np.testing.assert_allclose(a[layer * 4 + h], ref[layer, h, 1:-1, 1:-1].numpy(), atol=1e-5)
+
+def test_memory_bounded_equals_naive(tiny):
+    model, tok = tiny
+    s = rand_seq(45); w = torch.randn(12); b = -0.7
+    naive = (apc(symmetrize(attention_maps(model, tok, s))) * w[:, None, None]).sum(0) + b
+    for rc in (1, 7, None): torch.testing.assert_close(pair_logits(model, tok, s, w, b, row_chunk=rc), naive, atol=1e-4, rtol=1e-4)
+
+def test_long_policies(tmp_path, tiny):
+    s = rand_seq(70)
+    fa = write_fasta(tmp_path/"in.fa", {"long": s})
+    embed_fasta(fa, tiny, tmp_path/"w", long="window", window=32, progress=False)
+    assert np.load(tmp_path/"w"/"long_emb.npy").shape == (70, 32)
+    assert "window32" in (tmp_path/"w"/"manifest.tsv").read_text()
+    full = dict(embed_records(*tiny, [("long", s)]))["long"][3]
+    assert full.shape == (70, 32)                                          # full: no truncation, rotary positions
+    with pytest.raises(ValueError, match="--attention needs --long full"):
+        embed_fasta(fa, tiny, tmp_path/"x", long="window", attention=True, progress=False)

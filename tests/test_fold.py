@@ -1,0 +1,122 @@
+"End-to-end tests of `resm fold`, the zero-shot probe and head loading (tiny models, CPU)."
+import ast, sys, types
+from pathlib import Path
+import numpy as np
+import pytest
+import torch
+from resm.io import write_fasta, read_bpseq, read_ct, pairs_from_dotbracket
+from resm.model import tiny_model, export_fair_esm, load_model
+from resm.probe import Probe, fit_probe, zeroshot_probe
+from resm.fold import fold_fasta, load_fold_head
+
+RNG = np.random.default_rng(1)
+def rand_seq(n): return "".join(RNG.choice(list("ACGU"), n))
+
+@pytest.fixture
+def cli(capsys):
+    "Run the wired `resm` CLI in-process."
+    from resm.cli import main
+    def run(*args):
+        capsys.readouterr(); rc = main([str(a) for a in args])
+        return rc, capsys.readouterr().err
+    return run
+
+@pytest.fixture(scope="module")
+def probe_file(tmp_path_factory):
+    "A probe for `--model tiny` (2 layers × 4 heads) with a high bias, so that pairs get predicted."
+    rng = np.random.default_rng(0)
+    p = Probe(rng.normal(0, 1, 8).astype(np.float32), 2.0, 6, dict(num_layers=2, attention_heads=4))
+    return p.save(tmp_path_factory.mktemp("probe")/"probe.json")
+
+def test_cli_formats_and_probs(tmp_path, cli, probe_file):
+    seqs = {"a": rand_seq(40), "b/2": rand_seq(25), "c": rand_seq(60)}
+    fa = write_fasta(tmp_path/"in.fa", seqs)
+    for fmt in ("dbn", "bpseq", "ct"):
+        rc, err = cli("fold", fa, "--model", "tiny", "--out", tmp_path/fmt, "--head", probe_file, "--format", fmt, "--probs", "--quiet")
+        assert rc == 0, err
+    dbn = (tmp_path/"dbn"/"c.dbn").read_text().splitlines()
+    assert dbn[:2] == [">c", seqs["c"]] and len(dbn[2]) == 60
+    pairs = pairs_from_dotbracket(dbn[2]); assert pairs
+    assert all(j - i - 1 >= 3 for i, j in pairs) and len({b for p in pairs for b in p}) == 2 * len(pairs)
+    assert read_bpseq(tmp_path/"bpseq"/"c.bpseq").pairs == pairs
+    assert read_ct(tmp_path/"ct"/"c.ct")[0].pairs == pairs
+    P = np.load(tmp_path/"dbn"/"b_2_probs.npy"); assert P.shape == (25, 25); np.testing.assert_allclose(P, P.T)
+    assert (tmp_path/"dbn"/"manifest.tsv").read_text().count("\n") == 4
+
+def test_resume_and_settings(tmp_path, probe_file):
+    fa = write_fasta(tmp_path/"in.fa", {"a": rand_seq(30), "b": rand_seq(31)})
+    assert fold_fasta(fa, "tiny", tmp_path/"o", head=probe_file, progress=False)["done"] == 2
+    (tmp_path/"o"/".c.dbn.x1.tmp").write_text("partial")
+    fa = write_fasta(tmp_path/"in.fa", {"a": rand_seq(30), "b": rand_seq(31), "c": rand_seq(20)})
+    res = fold_fasta(fa, "tiny", tmp_path/"o", head=probe_file, progress=False)
+    assert (res["done"], res["skipped"]) == (1, 2) and not list((tmp_path/"o").glob(".*.tmp"))
+    with pytest.raises(ValueError, match="other settings"):
+        fold_fasta(fa, "tiny", tmp_path/"o", head=probe_file, threshold=0.9, progress=False)
+
+@pytest.mark.parametrize("text,needle", [
+    (">a\nACGU\n>b\nAC-GUJ\n", "'J' at position 6 of record b"),
+    (">a\nACGU\n>b\n", "record 'b' (record #2) is empty"),
+    (">a\nACGU\n>a\nAC\n", "duplicate id 'a'"),
+])
+def test_bad_input(tmp_path, cli, probe_file, text, needle):
+    (tmp_path/"in.fa").write_text(text)
+    rc, err = cli("fold", tmp_path/"in.fa", "--model", "tiny", "--out", tmp_path/"o", "--head", probe_file, "--quiet")
+    assert rc != 0 and needle in err, err
+    assert not (tmp_path/"o").exists()
+    rc, err = cli("fold", tmp_path/"in.fa", "--model", "tiny", "--out", tmp_path/"s", "--head", probe_file, "--on-invalid", "skip", "--quiet")
+    assert rc == 0 and "skipping" in err and (tmp_path/"s"/"a.dbn").exists()
+
+def test_zeroshot_probe_fitted_on_lr_split_and_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("RESM_CACHE", str(tmp_path/"cache"))
+    model, tok = tiny_model()
+    p = zeroshot_probe(model, tok)
+    assert p.weight.shape == (8,) and p.arch["source"] == "fit" and p.arch["n_records"] == 30
+    cached = list((tmp_path/"cache"/"probes").glob("*.json")); assert len(cached) == 1
+    import resm.probe
+    monkeypatch.setattr(resm.probe, "fit_probe", lambda *a, **k: pytest.fail("refitted instead of using the cache"))
+    np.testing.assert_array_equal(zeroshot_probe(model, tok).weight, p.weight)
+
+def test_contact_head_of_checkpoint(tmp_path):
+    "A fair-esm checkpoint with a contact regression: `--head zeroshot` uses it, equal to fair-esm's predict_contacts."
+    m, _ = tiny_model(num_layers=2, embed_dim=32, attention_heads=4, seed=5)
+    spec = export_fair_esm(m, tmp_path/"ck.pt")
+    model, tok = load_model(spec, device="cpu")
+    assert model.resm_meta["has_contact_head"]
+    s = rand_seq(33)
+    fold_fasta(write_fasta(tmp_path/"in.fa", {"s": s}), (model, tok), tmp_path/"o", probs=True, threshold=0.9, progress=False)
+    P = np.load(tmp_path/"o"/"s_probs.npy")
+    with torch.no_grad(): ref = model.predict_contacts(tok.encode(s)[None])[0].numpy()
+    band = np.abs(np.subtract.outer(np.arange(33), np.arange(33))) < 6
+    np.testing.assert_allclose(P[~band], ref[~band], atol=1e-5); assert (P[band] == 0).all()
+
+def test_head_folder_is_loaded_lazily(tmp_path, monkeypatch, probe_file):
+    tree = ast.parse(Path(sys.modules["resm.fold"].__file__).read_text())
+    top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    assert not any("finetune" in (getattr(n, "module", None) or "") or any("finetune" in a.name for a in n.names) for n in top)
+    head = tmp_path/"head"; head.mkdir()
+    with pytest.raises(ValueError, match="head.pt and head_config.json"): load_fold_head(head, None, None)
+    (head/"head.pt").write_bytes(b""); (head/"head_config.json").write_text("{}")
+    def predict_structure(model, tok, head, seq):
+        P = np.zeros((len(seq), len(seq)), np.float32); P[0, -1] = P[-1, 0] = 0.9; return P
+    monkeypatch.setitem(sys.modules, "resm.finetune_ss", types.SimpleNamespace(load_head=lambda path: "head", predict_structure=predict_structure))
+    fold_fasta(write_fasta(tmp_path/"in.fa", {"s": "GGGAAAACCC"}), "tiny", tmp_path/"o", head=head, progress=False)
+    assert (tmp_path/"o"/"s.dbn").read_text().splitlines()[2] == "(........)"
+
+def test_long_sequence(tmp_path):
+    "2,000 nt: full length (no truncation) and windows."
+    p = Probe(np.full(8, 0.1, np.float32), -4.0, 6, dict(num_layers=2, attention_heads=4)).save(tmp_path/"p.json")
+    s = rand_seq(2000)
+    fa = write_fasta(tmp_path/"in.fa", {"long": s})
+    for long in ("full", "window"):
+        fold_fasta(fa, "tiny", tmp_path/long, head=p, long=long, window=1000, progress=False)
+        lines = (tmp_path/long/"long.dbn").read_text().splitlines()
+        assert lines[1] == s and len(lines[2]) == 2000
+
+def test_finetuned_head_folder(tmp_path):
+    "A real head folder written by the fine-tuning module folds through `--head PATH`."
+    from resm.finetune_ss import SSHead, SSHeadConfig, save_head
+    torch.manual_seed(0)
+    save_head(SSHead(SSHeadConfig(num_layers=2, attention_heads=4, embed_dim=32, channels=8, blocks=1)), tmp_path/"head")
+    fa = write_fasta(tmp_path/"in.fa", {"s": rand_seq(30)})
+    res = fold_fasta(fa, "tiny", tmp_path/"o", head=tmp_path/"head", probs=True, progress=False)
+    assert res["done"] == 1 and np.load(tmp_path/"o"/"s_probs.npy").shape == (30, 30)
