@@ -11,9 +11,9 @@ import matplotlib.pyplot as plt
 from .model import atomic_write_text
 
 # %% auto #0
-__all__ = ['FIGURES', 'PROFILES', 'RESULT_FIELDS', 'select', 'check_parameters', 'repo_root', 'output_dirs', 'model_spec',
-           'model_label', 'train_run', 'save_figure', 'record', 'git_commit', 'write_results', 'run_notebook',
-           'reproduce', 'add_cli']
+__all__ = ['FIGURES', 'PROFILES', 'PROFILE_PARAMS', 'RESULT_FIELDS', 'select', 'check_parameters', 'repo_root', 'output_dirs',
+           'model_spec', 'model_label', 'train_run', 'save_figure', 'record', 'git_commit', 'write_results',
+           'run_notebook', 'reproduce', 'add_cli']
 
 # %% ../nbs/11_reproduce.ipynb #f72a4f4d
 FIGURES = {  # key: (notebook in nbs/figures, what it shows)
@@ -28,6 +28,32 @@ FIGURES = {  # key: (notebook in nbs/figures, what it shows)
 }
 PROFILES = ("mini", "full")
 
+# Parameters each profile passes; a notebook's own defaults are CI-sized (what `nbdev_test` runs).
+PROFILE_PARAMS = {
+    "mini": {
+        "train": dict(main_model="esm2_t6_8M_UR50D", main_steps=120, ablation_model="random:4x128x8", ablation_steps=80,
+                      batch_tokens=1024, eval_every=40, eval_max_seqs=26, lr=1e-3),
+        "fig1": dict(model_before="esm2_t6_8M_UR50D", model_after="run:kdny", n_seqs=53),
+        "fig2": dict(models="run:kdny", max_seqs=0, n_lr=0, n_val=40),
+        "fig3": dict(models="run:kdny", max_per_family=30),
+        "fig4": dict(models="run:kdny", max_pairs=20, n_val=10, n_lr=0, frag=40),
+        "fig5": dict(model="run:kdny", max_steps=150),
+        "fig6": dict(model="run:kdny"),
+        "fig7": dict(max_seqs=0, n_lr=0, n_val=40),
+    },
+    "full": {  # released weights and manifest data (`resm data fetch NAME`); a GPU is assumed
+        "train": dict(main_model="esm2_t30_150M_UR50D", main_steps=2000, ablation_model="esm2_t6_8M_UR50D", ablation_steps=1000,
+                      batch_tokens=16384, eval_every=250, eval_max_seqs=64, lr=4e-4, device="cuda"),
+        "fig1": dict(model_before="esm2_t30_150M_UR50D", model_after="data:resm_150m", n_seqs=53, device="cuda"),
+        "fig2": dict(models="data:resm_150m,esm2_t30_150M_UR50D", max_seqs=0, n_lr=0, n_val=40, device="cuda"),
+        "fig3": dict(models="data:resm_150m,esm2_t30_150M_UR50D", max_per_family=0, device="cuda"),
+        "fig4": dict(models="data:resm_150m", max_pairs=0, n_val=10, n_lr=0, frag=40, device="cuda"),
+        "fig5": dict(model="data:resm_150m", data="bprna", max_steps=20000, device="cuda"),
+        "fig6": dict(model="data:resm_150m", mrl_data="sample2019_mrl", expression_data="utrlm_te_el", device="cuda"),
+        "fig7": dict(max_seqs=0, n_lr=0, n_val=40, device="cuda"),
+    },
+}
+
 def select(only:str|None=None # comma-separated keys, e.g. "fig2,fig3"; None = all
           )->list[str]:       # keys to run, in dependency order, "train" first when any figure needs it
     "The figure keys to run, in order."
@@ -37,7 +63,7 @@ def select(only:str|None=None # comma-separated keys, e.g. "fig2,fig3"; None = a
     if bad: raise ValueError(f"unknown figure(s) {bad}; choose from {list(FIGURES)}")
     return [k for k in FIGURES if k in want or (k == "train" and any(w != "train" for w in want))]
 
-# %% ../nbs/11_reproduce.ipynb #7beef93a
+# %% ../nbs/11_reproduce.ipynb #83874bfe
 def check_parameters(ns:dict,      # the notebook's globals()
                      before:set,   # names that existed before the parameters cell
                      **types       # declared parameter name -> type (or tuple of types)
@@ -53,7 +79,7 @@ def check_parameters(ns:dict,      # the notebook's globals()
     if "profile" in types and ns["profile"] not in PROFILES: raise ValueError(f"profile must be one of {PROFILES}, got {ns['profile']!r}")
     return {k: ns[k] for k in types}
 
-# %% ../nbs/11_reproduce.ipynb #cc80d197
+# %% ../nbs/11_reproduce.ipynb #f8a9e0b9
 def repo_root()->Path:
     "The repository folder: the nearest parent of the working directory, or of this package, with settings.ini."
     for start in (Path.cwd(), Path(__file__).resolve().parent):
@@ -69,19 +95,26 @@ def output_dirs(profile:str, fig_dir:str="figures", cache_dir:str="cache")->tupl
     figs.mkdir(parents=True, exist_ok=True); cache.mkdir(parents=True, exist_ok=True)
     return figs, cache
 
-# %% ../nbs/11_reproduce.ipynb #83935fe1
+# %% ../nbs/11_reproduce.ipynb #9f797405
 def model_spec(spec:str, cache:Path)->str:
-    "Resolve `run:NAME` to `cache/models/NAME`; other specs pass through."
+    "Resolve `run:NAME` to `cache/models/NAME` and `data:ENTRY` to the manifest file; other specs pass through."
+    if spec.startswith("data:"):
+        from resm.manifest import load_manifest, entry_path
+        name = spec[5:]; entries = load_manifest()["entries"]
+        if name not in entries: raise ValueError(f"{spec}: no entry {name!r} in data_manifest.yaml")
+        path = entry_path(name, entries[name])
+        if not path.exists(): raise FileNotFoundError(f"{path} is missing: run `resm data fetch {name}` (or put the file there)")
+        return str(path)
     if not spec.startswith("run:"): return spec
     path = Path(cache)/"models"/spec[4:]
     if not (path/"model.pt").exists(): raise FileNotFoundError(f"{path} has no trained model; run the 'train' step first (resm reproduce --only train)")
     return str(path)
 
 def model_label(spec:str)->str:
-    "A short name for plots: `run:kdny` → kdny, a path → its file or folder name."
-    return spec[4:] if spec.startswith("run:") else Path(spec).name.removesuffix(".pt").removesuffix(".ckpt")
+    "A short name for plots: `run:kdny` → kdny, `data:resm_150m` → resm_150m, a path → its file or folder name."
+    return spec.split(":", 1)[1] if spec.startswith(("run:", "data:")) else Path(spec).name.removesuffix(".pt").removesuffix(".ckpt")
 
-# %% ../nbs/11_reproduce.ipynb #f512c38d
+# %% ../nbs/11_reproduce.ipynb #74f7a81a
 def train_run(cache:Path,              # the profile's cache folder
               name:str,                # run name: cache/models/NAME
               model:str,               # start: fair-esm name, "random:LxDxH", or a path
@@ -100,7 +133,7 @@ def train_run(cache:Path,              # the profile's cache folder
     train_mlm(TrainConfig.from_dict(cfg | overrides), out, resume=resume)
     return out
 
-# %% ../nbs/11_reproduce.ipynb #74f7a81a
+# %% ../nbs/11_reproduce.ipynb #8370c908
 def save_figure(fig, path:str|Path, dpi:int=120)->Path:
     "Save `fig` as a PNG without volatile metadata, atomically."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -109,7 +142,7 @@ def save_figure(fig, path:str|Path, dpi:int=120)->Path:
     tmp = path.with_name(f".{path.name}.tmp"); tmp.write_bytes(buf.getvalue()); os.replace(tmp, path)
     return path
 
-# %% ../nbs/11_reproduce.ipynb #40713c8f
+# %% ../nbs/11_reproduce.ipynb #a8280c19
 RESULT_FIELDS = ["figure", "quantity", "value", "model", "data", "profile", "note"]
 
 def record(cache:Path, figure:str, rows:list[dict])->Path:
@@ -130,7 +163,7 @@ def git_commit(root:Path)->str:
         return c + ("-dirty" if dirty else "")
     except (subprocess.CalledProcessError, FileNotFoundError): return "unknown"
 
-# %% ../nbs/11_reproduce.ipynb #9d9a0a05
+# %% ../nbs/11_reproduce.ipynb #e0205a98
 def _fmt(v)->str: return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 def write_results(cache:Path, fig_dir:Path, commit:str)->Path:
@@ -147,7 +180,7 @@ def write_results(cache:Path, fig_dir:Path, commit:str)->Path:
     atomic_write_text("\n".join(md) + "\n", Path(fig_dir)/"results.md")
     return Path(fig_dir)/"results.md"
 
-# %% ../nbs/11_reproduce.ipynb #20211de9
+# %% ../nbs/11_reproduce.ipynb #1db9e102
 def _strip_volatile(path:Path):
     "Remove papermill/jupyter timing metadata from an executed notebook."
     nb = json.loads(path.read_text())
@@ -170,7 +203,7 @@ def run_notebook(src:Path, dst:Path, params:dict, cwd:Path)->float:
     _strip_volatile(dst)
     return time.perf_counter() - t0
 
-# %% ../nbs/11_reproduce.ipynb #1db9e102
+# %% ../nbs/11_reproduce.ipynb #4fcfc1be
 def reproduce(profile:str="mini",        # "mini" (bundled data, small models, CPU) or "full" (released weights, GPU)
               only:str|None=None,        # comma-separated figure keys; default all
               runs_dir:str="docs/runs",  # where executed notebooks go
@@ -182,7 +215,8 @@ def reproduce(profile:str="mini",        # "mini" (bundled data, small models, C
     import papermill as pm
     for key in select(only):
         nb = src/FIGURES[key][0]
-        p = {"profile": profile} | {k: v for k, v in (params or {}).items() if k in pm.inspect_notebook(str(nb))}
+        declared = pm.inspect_notebook(str(nb))
+        p = {"profile": profile} | PROFILE_PARAMS[profile].get(key, {}) | {k: v for k, v in (params or {}).items() if k in declared}
         print(f"[{key}] {nb.name}: {FIGURES[key][1]} ...", flush=True)
         times[key] = run_notebook(nb, root/runs_dir/profile/nb.name, p, cwd=src)
         print(f"[{key}] done in {times[key]:.0f} s", flush=True)
@@ -191,7 +225,7 @@ def reproduce(profile:str="mini",        # "mini" (bundled data, small models, C
     print(f"wrote {out/'figures'/'results.md'}; total {sum(times.values()):.0f} s")
     return times
 
-# %% ../nbs/11_reproduce.ipynb #8f8cd9fc
+# %% ../nbs/11_reproduce.ipynb #1fdfb0b1
 def _run_reproduce(args)->int:
     extra = json.loads(args.params) if args.params else None
     reproduce(args.profile, args.only, args.runs_dir, extra); return 0

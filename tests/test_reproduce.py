@@ -18,9 +18,16 @@ def _tree_hash(d: Path) -> str:
 
 def test_every_figure_notebook_exists_and_declares_profile():
     for key, (name, _) in FIGURES.items():
-        params = pm.inspect_notebook(str(ROOT / "nbs" / "figures" / name))
+        path = ROOT / "nbs" / "figures" / name
+        params = pm.inspect_notebook(str(path))
         assert "profile" in params, name
         assert all(p["inferred_type_name"] != "None" for p in params.values()), f"{name}: untyped parameter"
+        cells = json.loads(path.read_text())["cells"]
+        src = [c for c in cells if "parameters" in c["metadata"].get("tags", [])]
+        assert len(src) == 1, f"{name}: exactly one parameters cell"
+        lines = [l for l in "".join(src[0]["source"]).splitlines() if l.strip() and not l.startswith("#")]
+        assert len(lines) == len(params), f"{name}: papermill could not parse every parameter line"
+        assert not any(json.loads(path.read_text())["cells"][i].get("outputs") for i in range(len(cells))), f"{name}: outputs committed"
 
 
 def test_papermill_injects_parameters_and_png_is_deterministic(tmp_path, monkeypatch):
