@@ -37,8 +37,8 @@ PROFILE_PARAMS = {
         "fig2": dict(models="run:kdny", max_seqs=0, n_lr=0, n_val=40),
         "fig3": dict(models="run:kdny", max_per_family=30),
         "fig4": dict(models="run:kdny", max_pairs=20, n_val=10, n_lr=0, frag=40),
-        "fig5": dict(model="run:kdny", max_steps=150),
-        "fig6": dict(model="run:kdny"),
+        "fig5": dict(model="run:kdny", data="mini", max_steps=100, channels=16, blocks=2, crop=128, time_lengths="250,500,1000,2000"),
+        "fig6": dict(model="run:kdny", max_steps=60),
         "fig7": dict(max_seqs=0, n_lr=0, n_val=40),
     },
     "full": {  # released weights and manifest data (`resm data fetch NAME`); a GPU is assumed
@@ -48,8 +48,9 @@ PROFILE_PARAMS = {
         "fig2": dict(models="data:resm_150m,esm2_t30_150M_UR50D", max_seqs=0, n_lr=0, n_val=40, device="cuda"),
         "fig3": dict(models="data:resm_150m,esm2_t30_150M_UR50D", max_per_family=0, device="cuda"),
         "fig4": dict(models="data:resm_150m", max_pairs=0, n_val=10, n_lr=0, frag=40, device="cuda"),
-        "fig5": dict(model="data:resm_150m", data="bprna", max_steps=20000, device="cuda"),
-        "fig6": dict(model="data:resm_150m", mrl_data="sample2019_mrl", expression_data="utrlm_te_el", device="cuda"),
+        "fig5": dict(model="data:resm_150m", data="bprna", max_steps=20000, channels=32, blocks=4, crop=512,
+                     time_lengths="500,1000,2000,4000,8000", device="cuda"),
+        "fig6": dict(model="data:resm_150m", mrl_data="sample2019_mrl", expression_data="utrlm_te_el", max_steps=5000, device="cuda"),
         "fig7": dict(max_seqs=0, n_lr=0, n_val=40, device="cuda"),
     },
 }
