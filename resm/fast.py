@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
 # %% auto #0
-__all__ = ['embed', 'sdpa_attention', 'attention_probs', 'layer_forward', 'fast_forward']
+__all__ = ['embed', 'qkv', 'sdpa_attention', 'attention_probs', 'layer_forward', 'fast_forward']
 
 # %% ../nbs/01a_fast.ipynb #a57d9aa7
 def embed(model,               # fair-esm ESM2
@@ -26,8 +26,10 @@ def embed(model,               # fair-esm ESM2
     return x * (1 - pad.unsqueeze(-1).type_as(x))
 
 # %% ../nbs/01a_fast.ipynb #89cc45ad
-def _qkv(attn, x:torch.Tensor):
-    "Queries (pre-scaled), keys and values with rotary positions: each (B, H, T, hd)."
+def qkv(attn,             # a fair-esm MultiheadAttention
+        x:torch.Tensor    # (B, T, D) normalised input
+       ):                 # q (pre-scaled by head_dim**-0.5), k, v: each (B, H, T, hd), rotary positions applied
+    "Queries, keys and values of one fair-esm attention layer, as fair-esm computes them."
     B, T, D = x.shape; H = attn.num_heads; hd = D // H
     split = lambda t: t.view(B, T, H, hd).transpose(1, 2).reshape(B * H, T, hd)  # (B·H, T, hd)
     q, k, v = split(attn.q_proj(x) * attn.scaling), split(attn.k_proj(x)), split(attn.v_proj(x))
@@ -41,7 +43,7 @@ def sdpa_attention(attn,                      # a fair-esm MultiheadAttention
                   )->torch.Tensor:            # (B, T, D)
     "fair-esm self-attention computed with fused SDPA (no attention weights stored)."
     B, T, D = x.shape
-    q, k, v = _qkv(attn, x)
+    q, k, v = qkv(attn, x)
     mask = None if key_padding_mask is None else ~key_padding_mask[:, None, None, :]  # (B, 1, 1, T) True = attend
     o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=1.0)          # (B, H, T, hd)
     return attn.out_proj(o.transpose(1, 2).reshape(B, T, D))
@@ -53,7 +55,7 @@ def attention_probs(attn,                   # a fair-esm MultiheadAttention
                     rows:slice|None=None    # query positions to compute (default: all)
                    )->torch.Tensor:         # (B, H, r, T) float32 attention probabilities
     "Attention probabilities of one layer for a block of query rows, as fair-esm computes them."
-    q, k, _ = _qkv(attn, x)
+    q, k, _ = qkv(attn, x)
     if rows is not None: q = q[:, :, rows]
     w = torch.matmul(q.float(), k.float().transpose(-1, -2))              # (B, H, r, T)
     if key_padding_mask is None: return w.softmax(-1)

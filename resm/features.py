@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib, math
 import numpy as np
 import torch
-from .fast import fast_forward, _qkv
+from .fast import fast_forward, qkv
 
 # %% auto #0
 __all__ = ['attention_maps', 'symmetrize', 'apc', 'window_starts', 'pair_logits', 'write_attention', 'length_batches',
@@ -57,7 +57,7 @@ def _autocast(dtype:str, device):
 def _stream_attention(model, toks, fn, row_chunk=None, dtype="fp32"):
     "Run the fast forward on one unpadded sequence, calling fn(layer, rows, probs (H, r, T)) for every block of query rows."
     def hook(i, attn, h, kpm):
-        q, k, _ = _qkv(attn, h); T = q.shape[2]
+        q, k, _ = qkv(attn, h); T = q.shape[2]
         r = _row_chunk(q.shape[1], T, row_chunk)
         for a in range(0, T, r): fn(i, slice(a, min(a + r, T)), _probs(q, k, slice(a, min(a + r, T)))[0])
     with torch.no_grad(), _autocast(dtype, toks.device): fast_forward(model, toks, need_logits=False, attn_hook=hook)

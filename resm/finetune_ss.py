@@ -295,6 +295,7 @@ def load_ss_data(data:str="mini" # "mini", "bprna" (manifest entry bprna_spot), 
     if data == "mini":
         from resm.data import load_mini_benchmark
         df = load_mini_benchmark()
+        df = df[df.has_structure].reset_index(drop=True)   # snR75 has no structure annotation
         return df.assign(split=df.split.replace({"lr": "train"}))
     if data == "bprna":
         from resm.manifest import fetch

@@ -29,7 +29,8 @@ def load_fold_head(head:str|Path, # "zeroshot", a probe file, or a fine-tuned he
         # imported here, not at module level: fine-tuning (10) sits above folding (07a) in the data flow
         from resm.finetune_ss import load_head, predict_structure
         h = load_head(p)
-        return SimpleNamespace(predict=lambda model, tok, seq: predict_structure(model, tok, h, seq), head=h)
+        return SimpleNamespace(predict=lambda model, tok, seq: predict_structure(model, tok, h, seq), head=h,
+                               threshold=getattr(getattr(h, "cfg", None), "threshold", None))   # tuned on `val` when trained
     if p.is_file(): return Probe.load(p)
     raise ValueError(f"--head must be 'zeroshot', a probe file (.json/.pt) or a head folder; {str(head)!r} is none of these")
 
@@ -58,7 +59,7 @@ def fold_fasta(fasta:str|Path,         # input FASTA
                head:str|Path="zeroshot", # "zeroshot", a probe file, or a fine-tuned head folder
                fmt:str="dbn",          # "dbn", "bpseq" or "ct"
                probs:bool=False,       # also save DIR/<id>_probs.npy (L, L) float32
-               threshold:float=0.5,    # decode: keep pairs with probability > threshold
+               threshold:float|None=None, # decode: keep pairs with probability > threshold (None: the head's tuned one, else 0.5)
                canonical:bool=False,   # decode: only AU, GC, GU pairs
                min_loop:int=3,         # decode: minimum hairpin loop
                method:str="matching",  # decode: "matching" (max weight) or "greedy"
@@ -72,6 +73,7 @@ def fold_fasta(fasta:str|Path,         # input FASTA
     records = read_records(fasta, tok, on_invalid)           # everything is checked before any compute
     _check_names(records)
     h = load_fold_head(head, m, tok)
+    if threshold is None: threshold = getattr(h, "threshold", None) or 0.5
     out = Path(out); out.mkdir(parents=True, exist_ok=True); clean_tmp(out)
     decode = f"{method},t={threshold},canonical={canonical},min_loop={min_loop}"
     settings = dict(model=getattr(m, "resm_meta", {}).get("spec", "custom"), mapping=tok.mapping_name, head=str(head),
@@ -103,7 +105,7 @@ def add_cli(sub):
     p.add_argument("--head", default="zeroshot", help="'zeroshot', a probe file (.json/.pt), or a fine-tuned head folder")
     p.add_argument("--format", default="dbn", choices=list(FORMATS))
     p.add_argument("--probs", action="store_true", help="also save <id>_probs.npy (L, L) pair probabilities")
-    p.add_argument("--threshold", type=float, default=0.5, help="keep pairs with probability above this")
+    p.add_argument("--threshold", type=float, default=None, help="keep pairs with probability above this (default: a fine-tuned head's tuned threshold, else 0.5)")
     p.add_argument("--canonical", action="store_true", help="keep only AU, GC and GU pairs")
     p.add_argument("--min-loop", type=int, default=3, help="minimum hairpin loop length")
     p.add_argument("--method", default="matching", choices=["matching", "greedy"], help="one partner per base: max-weight matching or greedy")

@@ -31,13 +31,13 @@ PROFILES = ("mini", "full")
 # Parameters each profile passes; a notebook's own defaults are CI-sized (what `nbdev_test` runs).
 PROFILE_PARAMS = {
     "mini": {
-        "train": dict(main_model="esm2_t6_8M_UR50D", main_steps=120, ablation_model="random:4x128x8", ablation_steps=80,
-                      batch_tokens=1024, eval_every=40, eval_max_seqs=26, lr=1e-3),
+        "train": dict(main_model="esm2_t6_8M_UR50D", main_steps=500, ablation_model="random:4x128x8", ablation_steps=200,
+                      batch_tokens=1024, eval_every=50, eval_max_seqs=26, lr=1e-3),
         "fig1": dict(model_before="esm2_t6_8M_UR50D", model_after="run:kdny", n_seqs=53),
         "fig2": dict(models="run:kdny", max_seqs=0, n_lr=0, n_val=40),
         "fig3": dict(models="run:kdny", max_per_family=30),
         "fig4": dict(models="run:kdny", max_pairs=20, n_val=10, n_lr=0, frag=40),
-        "fig5": dict(model="run:kdny", data="mini", max_steps=100, channels=16, blocks=2, crop=128, time_lengths="250,500,1000,2000"),
+        "fig5": dict(model="run:kdny", data="mini", max_steps=300, channels=16, blocks=2, crop=128, time_lengths="250,500,1000,2000"),
         "fig6": dict(model="run:kdny", max_steps=60),
         "fig7": dict(max_seqs=0, n_lr=0, n_val=40),
     },

@@ -55,6 +55,7 @@ def load_structures(data:str="mini" # "mini" or a CSV/TSV path (id, sequence, st
     if data == "mini":
         from resm.data import load_mini_benchmark
         df = load_mini_benchmark()
+        df = df[df.has_structure]                       # snR75 has no structure annotation
     else:
         df = pd.read_csv(data, sep="\t" if str(data).endswith((".tsv", ".tsv.gz")) else ",")
         miss = {"id", "sequence", "structure"} - set(df.columns)
