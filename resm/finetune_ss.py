@@ -381,7 +381,7 @@ def ss_loss_fn(model, tok, df:pd.DataFrame, cfg:SSHeadConfig, max_cache_bytes:in
     return loss_fn
 
 # %% ../nbs/10_finetune_ss.ipynb #1bdcddef
-THRESHOLDS = tuple(np.round(np.arange(0.1, 0.91, 0.1), 2))
+THRESHOLDS = (0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)  # low end: pos_weight lowers calibrated probabilities
 
 def predict_all(model, tok, head:SSHead, seqs)->list:
     "Pair probabilities for each sequence (full length, memory-bounded)."
