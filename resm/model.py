@@ -131,12 +131,18 @@ def atomic_save(obj, path:str|Path):
     finally:
         if os.path.exists(tmp): os.remove(tmp)
 
-def atomic_write_text(text:str, path:str|Path):
-    "Write text atomically (temporary file in the same folder, then rename), with the usual file permissions."
+def atomic_write_text(path:str|Path, # destination
+                      text:str       # full file contents
+                     )->Path:
+    "Write `text` atomically (temporary file in the same folder, then rename), with the usual file permissions."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f: f.write(text)
-    os.chmod(tmp, 0o666 & ~_umask()); os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f: f.write(text)
+        os.chmod(tmp, 0o666 & ~_umask()); os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp): os.remove(tmp)
+    return path
 
 # %% ../nbs/01_model.ipynb #1340dcbd
 def model_config(model:ESM2, tok:RNATokenizer)->dict:
@@ -149,7 +155,7 @@ def save_pretrained(model:ESM2, tok:RNATokenizer, out_dir:str|Path, extra:dict|N
     out_dir = Path(out_dir); cfg = model_config(model, tok) | {"extra": extra or {}}
     sd = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     atomic_save({"format": "resm", "config": cfg, "state_dict": sd}, out_dir/"model.pt")
-    atomic_write_text(json.dumps(cfg, indent=2, default=str) + "\n", out_dir/"config.json")
+    atomic_write_text(out_dir/"config.json", json.dumps(cfg, indent=2, default=str) + "\n")
     return out_dir/"model.pt"
 
 def export_fair_esm(model:ESM2, path:str|Path, token_dropout:bool=True)->Path:

@@ -107,7 +107,7 @@ def _to_dict(self)->dict:
 def _save(self, path:str|Path)->Path:
     "Write the probe atomically: `.json` as text, anything else with `torch.save`."
     path = Path(path)
-    if path.suffix == ".json": atomic_write_text(json.dumps(_to_dict(self), indent=1) + "\n", path)
+    if path.suffix == ".json": atomic_write_text(path, json.dumps(_to_dict(self), indent=1) + "\n")
     else: atomic_save(_to_dict(self) | {"weight": torch.as_tensor(self.weight)}, path)
     return path
 

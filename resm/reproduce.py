@@ -153,7 +153,7 @@ def record(cache:Path, figure:str, rows:list[dict])->Path:
         if miss: raise ValueError(f"result row {r} lacks {miss}")
     rows = [{f: r.get(f, "") for f in RESULT_FIELDS} | {"figure": figure} for r in rows]
     path = Path(cache)/"results"/f"{figure}.json"
-    atomic_write_text(json.dumps(rows, indent=1, default=float) + "\n", path)
+    atomic_write_text(path, json.dumps(rows, indent=1, default=float) + "\n")
     return path
 
 def git_commit(root:Path)->str:
@@ -174,11 +174,11 @@ def write_results(cache:Path, fig_dir:Path, commit:str)->Path:
     rows.sort(key=lambda r: order.get(r["figure"], 99))
     cols = RESULT_FIELDS + ["commit"]
     s = io.StringIO(); w = csv.DictWriter(s, fieldnames=cols, lineterminator="\n"); w.writeheader(); w.writerows(rows)
-    atomic_write_text(s.getvalue(), Path(fig_dir)/"results.csv")
+    atomic_write_text(Path(fig_dir)/"results.csv", s.getvalue())
     md = ["# Results", "", "Every number reported by the figure notebooks, with what produced it. Written by `resm reproduce`.", "",
           "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     md += ["| " + " | ".join(_fmt(r[c]).replace("|", "/") for c in cols) + " |" for r in rows]
-    atomic_write_text("\n".join(md) + "\n", Path(fig_dir)/"results.md")
+    atomic_write_text(Path(fig_dir)/"results.md", "\n".join(md) + "\n")
     return Path(fig_dir)/"results.md"
 
 # %% ../nbs/11_reproduce.ipynb #1db9e102
@@ -188,7 +188,7 @@ def _strip_volatile(path:Path):
     nb["metadata"].pop("papermill", None)
     for c in nb["cells"]:
         c.get("metadata", {}).pop("papermill", None); c.get("metadata", {}).pop("execution", None)
-    atomic_write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", path)
+    atomic_write_text(path, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 def run_notebook(src:Path, dst:Path, params:dict, cwd:Path)->float:
     "Execute `src` with papermill into `dst`; return seconds. Errors name the notebook and cell."

@@ -337,7 +337,7 @@ class MetricsLog:
 
     def _rewrite(self):
         buf = io.StringIO(); w = csv.DictWriter(buf, self.fields, extrasaction="ignore"); w.writeheader(); w.writerows(self.rows)
-        atomic_write_text(buf.getvalue() if self.fields else "", self.path)
+        atomic_write_text(self.path, buf.getvalue() if self.fields else "")
 
     def append(self, row:dict):
         self.rows.append(row)
@@ -385,7 +385,7 @@ def train_loop(cfg:TrainConfig,        # optimisation, logging and checkpoint se
         if world > 1:                                       # every process starts from rank 0's weights
             with torch.no_grad():
                 for t in module.state_dict().values(): dist.broadcast(t, 0)
-    if rank == 0: atomic_write_text(json.dumps(cfg.to_dict(), indent=2) + "\n", out_dir/"train_config.json")
+    if rank == 0: atomic_write_text(out_dir/"train_config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
     log = MetricsLog(out_dir/"metrics.csv", resume_step=step if state else None) if rank == 0 else None
     stream = _stream(make_batches, epoch, index)
     hist = {"steps": [], "losses": [], "evals": [], "best_step": state.get("best_step") if state else None,
@@ -443,7 +443,7 @@ def train_loop(cfg:TrainConfig,        # optimisation, logging and checkpoint se
         if stop.item(): hist["stopped_early"] = True; break
     bar.close()
     hist.update(best_metric=best, checksum=_param_checksum(module), final_eval=hist["evals"][-1] if hist["evals"] else None)
-    if rank == 0 and world > 1: atomic_write_text(json.dumps({"world_size": world, "sync": hist["sync"]}) + "\n", out_dir/"ranks.json")
+    if rank == 0 and world > 1: atomic_write_text(out_dir/"ranks.json", json.dumps({"world_size": world, "sync": hist["sync"]}) + "\n")
     return hist
 
 # %% ../nbs/08_train.ipynb #abf322ec
