@@ -6,8 +6,8 @@ BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # torch first and pinned: 2.13.0 is the CPU wheel; an unpinned torch pulls the CUDA build.
 TORCH ?= torch==2.13.0
-# nbdev 2 (settings.ini, nbdev_test) with the execnb/fastcore versions it works with.
-NBDEV := nbdev==2.4.14 execnb==0.1.16 fastcore==1.8.18 ghapi==1.0.6 astunparse asttokens watchdog build packaging
+# nbdev 2 (settings.ini, nbdev_test): this set resolves with ordinary pip (nbdev 2.4.7 needs fastcore>=1.8.14).
+NBDEV := nbdev==2.4.7 execnb==0.1.16 fastcore==1.8.18 ghapi==1.0.6
 
 .PHONY: install test reproduce export clean-nbs readme
 install: $(STAMP)
@@ -15,8 +15,9 @@ install: $(STAMP)
 $(STAMP): settings.ini setup.py
 	test -x $(BIN)/python || python3 -m venv $(VENV)
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q --no-deps $(NBDEV)
+	$(BIN)/pip install -q $(NBDEV)
 	$(BIN)/pip install -q --no-build-isolation -e '.[dev]'
+	$(BIN)/pip check
 	touch $(STAMP)
 
 # Hash of a folder's files, to see whether a command changed them.
