@@ -11,7 +11,7 @@ setup(
     packages=find_packages(include=['resm', 'resm.*']), include_package_data=True,
     python_requires='>=' + c['min_python'],
     install_requires=c['requirements'].split(),
-    extras_require={'dev': c['dev_requirements'].split()},
+    extras_require={'dev': c['dev_requirements'].split(), 'hf': c['hf_requirements'].split()},
     entry_points={'console_scripts': c['console_scripts'].split(),
                   'nbdev': [f"{c['lib_name']}={c['lib_name']}._modidx:d"]},
     zip_safe=False,

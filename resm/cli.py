@@ -6,6 +6,7 @@
 from __future__ import annotations
 import argparse, importlib, json, sys
 import resm
+from .errors import run_command
 from .model import load_model
 
 # %% auto 0
@@ -30,11 +31,9 @@ def _run_info(args)->int:
 CLI_MODULES = ["resm.manifest", "resm.embed", "resm.fold", "resm.train", "resm.evalcli", "resm.finetune_cli", "resm.reproduce"]
 
 def _add_module(sub, name:str):
-    try: mod = importlib.import_module(name)
-    except ModuleNotFoundError as e:
-        if e.name == name: return
-        raise
-    if hasattr(mod, "add_cli"): mod.add_cli(sub)
+    mod = importlib.import_module(name)   # an import error propagates: a subcommand never goes missing silently
+    if not hasattr(mod, "add_cli"): raise AttributeError(f"{name} is listed in CLI_MODULES but has no add_cli")
+    mod.add_cli(sub)
 
 def build_parser()->argparse.ArgumentParser:
     "The `resm` argument parser with every module's subcommands."
@@ -55,9 +54,7 @@ def main(argv:list[str]|None=None)->int:
     p = build_parser()
     args = p.parse_args(argv)
     if not hasattr(args, "func"): p.print_help(); return 2
-    try: return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError, RuntimeError) as e:
-        print(f"resm {args.command}: error: {e}", file=sys.stderr); return 1
+    return run_command(args.func, args, f"resm {args.command}")
 
 # %% ../nbs/99_cli.ipynb
 if __name__ == "__main__" and "__file__" in globals(): sys.exit(main())

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_data.ipynb 2
 from __future__ import annotations
-import hashlib, math, random
+import hashlib, math, os, random
 from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
@@ -67,12 +67,12 @@ def _mini_benchmark(max_per_family, heldout, lr_per_family, val_frac, test_frac,
     df = _read_sources(Path(bench_dir))
     df["rank"] = [seq_rank(s, seed) for s in df.sequence]
     df = df.sort_values(["family", "rank"], kind="stable")
-    df = df.groupby("family", sort=True).head(max_per_family)
+    if max_per_family: df = df.groupby("family", sort=True).head(max_per_family)
     df["split"] = _assign_splits(df, heldout, lr_per_family, val_frac, test_frac, seed)
     df["length"] = df.sequence.str.len()
     return df.sort_values(["split", "family", "rank"]).reset_index(drop=True)
 
-def load_mini_benchmark(max_per_family:int=160,             # cap per family (deterministic subsample)
+def load_mini_benchmark(max_per_family:int|None=None,       # cap per family (deterministic subsample); None: all
                         heldout_families=HELDOUT_FAMILIES,  # families kept out of train/val/lr entirely
                         lr_per_family:int=10,               # sequences per in-training family for `lr`
                         val_frac:float=0.1,                 # fraction of the rest of each family for `val`
@@ -81,6 +81,9 @@ def load_mini_benchmark(max_per_family:int=160,             # cap per family (de
                         bench_dir=None                      # folder with the bundled alignments (default: package assets)
                        )->pd.DataFrame:                     # id, family, sequence, structure, length, split, source, has_structure
     "The bundled real-RNA mini-benchmark with family-aware splits."
+    if os.environ.get("RESM_NO_MINI"):
+        raise RuntimeError("the mini benchmark was requested in a run that must read the manifest datasets (RESM_NO_MINI is set, "
+                           "as in `resm reproduce --profile full`): pass a data:NAME dataset instead of 'mini'")
     df = _mini_benchmark(max_per_family, tuple(heldout_families), lr_per_family, val_frac, test_frac, seed, str(bench_dir or BENCH_DIR))
     df = df[["id", "family", "sequence", "structure", "length", "split", "source"]].copy()
     return df.assign(has_structure=[bool(pairs_from_dotbracket(s)) for s in df.structure])

@@ -10,16 +10,25 @@ import numpy as np
 import torch
 from Bio.SeqIO.FastaIO import SimpleFastaParser
 from tqdm.auto import tqdm
+from .files import atomic_path
+from .errors import run_command
 from .io import open_text
 from .model import load_model
 from .features import embed_records, write_attention
 
 # %% auto 0
-__all__ = ['MANIFEST_COLUMNS', 'read_records', 'safe_name', 'save_npy', 'clean_tmp', 'Manifest', 'merge_h5', 'embed_fasta',
-           'add_common', 'add_cli', 'run_cli', 'main']
+__all__ = ['MANIFEST_COLUMNS', 'read_records', 'safe_name', 'save_npy', 'clean_tmp', 'Manifest', 'merge_h5', 'resolve_model',
+           'check_names', 'embed_fasta', 'add_common', 'add_cli', 'run_cli', 'main']
 
 # %% ../nbs/07_embed.ipynb
-def read_records(path:str|Path,          # FASTA (optionally .gz)
+def _titled_records(path:Path):
+    "(title, letters) of a FASTA file, or the queries of the authors' `.a2m` layout (its folder, or its id list `.txt`)."
+    if path.is_dir() or path.suffix == ".txt":
+        from resm.datasets import read_a2m_queries
+        yield from (read_a2m_queries(path) if path.is_dir() else read_a2m_queries(path.parent, path)); return
+    with open_text(path) as f: yield from SimpleFastaParser(f)
+
+def read_records(path:str|Path,          # FASTA (optionally .gz), or the authors' .a2m layout: a folder or its id list (.txt)
                  tok,                    # RNATokenizer (normalises letters)
                  on_invalid:str="error", # "error": raise on the first bad record; "skip": log and drop bad records
                  log=None                # callable(str) for skip messages (default: stderr)
@@ -28,19 +37,18 @@ def read_records(path:str|Path,          # FASTA (optionally .gz)
     if on_invalid not in ("error", "skip"): raise ValueError(f"on_invalid must be 'error' or 'skip', got {on_invalid!r}")
     log = log or (lambda m: print(m, file=sys.stderr))
     out, seen = [], {}
-    with open_text(path) as f:
-        for n, (title, raw) in enumerate(SimpleFastaParser(f), 1):
-            rid = title.split(None, 1)[0] if title.strip() else ""
-            try:
-                if not rid: raise ValueError(f"record #{n} has an empty header (no id)")
-                if rid in seen: raise ValueError(f"duplicate id {rid!r}: record #{n} repeats record #{seen[rid]}")
-                seen[rid] = n
-                seq = tok.normalize(raw, rid)
-                if not seq: raise ValueError(f"record {rid!r} (record #{n}) is empty")
-            except ValueError as e:
-                if on_invalid == "error": raise ValueError(f"{path}: {e}") from None
-                log(f"skipping: {path}: {e}"); continue
-            out.append((rid, seq))
+    for n, (title, raw) in enumerate(_titled_records(Path(path)), 1):
+        rid = title.split(None, 1)[0] if title.strip() else ""
+        try:
+            if not rid: raise ValueError(f"record #{n} has an empty header (no id)")
+            if rid in seen: raise ValueError(f"duplicate id {rid!r}: record #{n} repeats record #{seen[rid]}")
+            seen[rid] = n
+            seq = tok.normalize(raw, rid)
+            if not seq: raise ValueError(f"record {rid!r} (record #{n}) is empty")
+        except ValueError as e:
+            if on_invalid == "error": raise ValueError(f"{path}: {e}") from None
+            log(f"skipping: {path}: {e}"); continue
+        out.append((rid, seq))
     return out
 
 # %% ../nbs/07_embed.ipynb
@@ -48,19 +56,10 @@ def safe_name(rid:str)->str:
     "A file-name-safe version of a record id."
     return re.sub(r"[^A-Za-z0-9._=+-]", "_", rid)
 
-def _tmp_path(path:Path)->Path:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"); os.close(fd)
-    return Path(tmp)
-
 def save_npy(path:str|Path, arr:np.ndarray)->Path:
-    "`np.save` atomically."
-    path = Path(path); tmp = _tmp_path(path)
-    try:
-        with open(tmp, "wb") as f: np.save(f, arr)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists(): tmp.unlink()
-    return path
+    "`np.save` atomically (through `resm.files.atomic_path`)."
+    with atomic_path(path) as tmp, open(tmp, "wb") as f: np.save(f, arr)
+    return Path(path)
 
 def clean_tmp(out:Path):
     "Remove temporary files left by an interrupted run."
@@ -102,11 +101,9 @@ class Manifest:
 # %% ../nbs/07_embed.ipynb
 def _write_h5_part(parts:Path, name:str, arrays:dict, length:int):
     import h5py
-    parts.mkdir(exist_ok=True); path = parts/f"{name}.h5"; tmp = _tmp_path(path)
-    with h5py.File(tmp, "w") as f:
+    with atomic_path(parts/f"{name}.h5") as tmp, h5py.File(tmp, "w") as f:
         for k, v in arrays.items(): f.create_dataset(k, data=v)
         f.attrs["length"] = length
-    os.replace(tmp, path)
 
 def merge_h5(out:Path, ids:dict)->Path|None:
     "Merge part files `out/.h5parts/<name>.h5` into `out/embeddings.h5` atomically; `ids` maps safe name → record id."
@@ -114,8 +111,7 @@ def merge_h5(out:Path, ids:dict)->Path|None:
     parts, store = out/".h5parts", out/"embeddings.h5"
     files = sorted(parts.glob("*.h5")) if parts.exists() else []
     if not files: return store if store.exists() else None
-    tmp = _tmp_path(store)
-    with h5py.File(tmp, "w") as dst:
+    with atomic_path(store) as tmp, h5py.File(tmp, "w") as dst:
         if store.exists():
             with h5py.File(store, "r") as src:
                 for k in src: src.copy(src[k], dst, name=k)
@@ -124,7 +120,6 @@ def merge_h5(out:Path, ids:dict)->Path|None:
             with h5py.File(p, "r") as src:
                 g = dst.create_group(p.stem); g.attrs["length"] = src.attrs["length"]; g.attrs["id"] = ids.get(p.stem, p.stem)
                 for k in src: src.copy(src[k], g, name=k)
-    os.replace(tmp, store)
     for p in files: p.unlink()
     return store
 
@@ -140,11 +135,17 @@ def _outputs(rid:str, reps:dict, default_layer:bool, pooled:bool)->dict:
         if pooled: out[f"pooled{sfx}"] = x.mean(0)
     return out
 
-def _load(model, device, trust_checkpoint):
+def resolve_model(model,                  # a spec for `load_model`, or an already loaded (model, tok) pair
+                  device:str="auto",      # "auto", "cpu", "cuda"; "auto" keeps a loaded model where it is
+                  trust_checkpoint:bool=False # allow unpickling arbitrary checkpoint objects
+                 )->tuple:                # (model, tok)
+    "The (model, tokenizer) pair that `embed_fasta` and `resm.fold.fold_fasta` run, from a spec or a loaded pair."
     if isinstance(model, tuple): return model[0].to(device if device != "auto" else next(model[0].parameters()).device), model[1]
     return load_model(model, device=device, trust_checkpoint=trust_checkpoint)
 
-def _check_names(records):
+def check_names(records # (id, sequence) pairs
+               )->dict: # {file-name-safe name: id}
+    "Refuse ids that become the same file name after `safe_name` (one record would overwrite the other)."
     names = {}
     for rid, _ in records:
         n = safe_name(rid)
@@ -174,9 +175,9 @@ def embed_fasta(fasta:str|Path,          # input FASTA
     if fmt not in ("npy", "h5"): raise ValueError(f"format must be 'npy' or 'h5', got {fmt!r}")
     if attention and long != "full": raise ValueError("--attention needs --long full (attention maps are not stitched across windows)")
     if attention_dtype not in ("fp32", "fp16"): raise ValueError(f"attention dtype must be fp32 or fp16, got {attention_dtype!r}")
-    m, tok = _load(model, device, trust_checkpoint)
+    m, tok = resolve_model(model, device, trust_checkpoint)
     records = read_records(fasta, tok, on_invalid)              # everything is checked before any compute
-    names = _check_names(records)
+    names = check_names(records)
     out = Path(out); out.mkdir(parents=True, exist_ok=True); clean_tmp(out)
     settings = dict(model=getattr(m, "resm_meta", {}).get("spec", "custom"), mapping=tok.mapping_name, dtype=dtype,
                     long=long if long == "full" else f"window{window}", layers="default" if layers is None else ",".join(map(str, layers)), format=fmt)
@@ -197,19 +198,15 @@ def embed_fasta(fasta:str|Path,          # input FASTA
 def _save_attention(model, tok, seq, path:Path, attention_dtype, dtype)->Path:
     "Attention maps written layer by layer into a memory-mapped .npy, then renamed into place."
     H, L = model.num_layers * model.attention_heads, len(seq)
-    tmp = _tmp_path(path)
-    try:
+    with atomic_path(path) as tmp:
         arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16 if attention_dtype == "fp16" else np.float32, shape=(H, L, L))
         write_attention(model, tok, seq, arr, dtype=dtype); arr.flush(); del arr
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists(): tmp.unlink()
     return path
 
 # %% ../nbs/07_embed.ipynb
 def add_common(p, precision:bool=True):
     "Options shared by `resm embed` and `resm fold`."
-    p.add_argument("fasta", help="input FASTA (optionally .gz)")
+    p.add_argument("fasta", help="input FASTA (optionally .gz), or the authors' .a2m layout: its data folder or id list .txt")
     p.add_argument("--model", required=True, help="fair-esm name, checkpoint path, run directory, or 'tiny'")
     p.add_argument("--out", required=True, help="output folder (created; reruns resume)")
     p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"], help="forward-pass precision")
@@ -245,9 +242,7 @@ def run_cli(add, argv=None)->int:
     "Parse `argv` with the parser that `add(sub)` registers and run it; bad input prints `error: …` and returns 2."
     parser = argparse.ArgumentParser(prog="resm"); add(parser.add_subparsers(dest="cmd", required=True))
     args = parser.parse_args(argv)
-    try: return args.func(args)
-    except (ValueError, OSError, RuntimeError) as e:
-        print(f"error: {e}", file=sys.stderr); return 2
+    return run_command(args.func, args, f"resm {args.cmd}")
 
 def main(argv=None)->int:
     "`resm embed` standalone: `main(['embed', FASTA, '--model', ...])`."

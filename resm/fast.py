@@ -4,12 +4,14 @@
 
 # %% ../nbs/01a_fast.ipynb 3
 from __future__ import annotations
+import copy
 import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
 # %% auto 0
-__all__ = ['embed', 'qkv', 'sdpa_attention', 'attention_probs', 'layer_forward', 'fast_forward']
+__all__ = ['embed', 'torch_dtype', 'cast_model', 'qkv', 'sdpa_attention', 'attention_probs', 'explicit_attention',
+           'layer_forward', 'fast_forward']
 
 # %% ../nbs/01a_fast.ipynb
 def embed(model,               # fair-esm ESM2
@@ -24,6 +26,24 @@ def embed(model,               # fair-esm ESM2
         observed = is_mask.sum(-1).to(x.dtype) / (~pad).sum(-1)          # (B,)
         x = x * (1 - 0.15 * 0.8) / (1 - observed)[:, None, None]
     return x * (1 - pad.unsqueeze(-1).type_as(x))
+
+# %% ../nbs/01a_fast.ipynb
+_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+def torch_dtype(dtype:str # "fp32", "bf16" or "fp16"
+               )->torch.dtype:
+    "The torch dtype of a precision name."
+    if dtype not in _DTYPES: raise ValueError(f"dtype must be fp32, bf16 or fp16, got {dtype!r}")
+    return _DTYPES[dtype]
+
+def cast_model(model,            # fair-esm ESM2 (or any module)
+               dtype:str="bf16"  # "fp32", "bf16" or "fp16"
+              ):                 # `model` itself if its parameters already are `dtype`, else a cast copy (inference only)
+    "A copy of `model` with its parameters in `dtype`; buffers stay as they are and `model` is not changed."
+    dt = torch_dtype(dtype)
+    if next(model.parameters()).dtype == dt: return model
+    memo = {id(p): torch.nn.Parameter(p.detach().to(dt), requires_grad=False) for p in model.parameters()}
+    return copy.deepcopy(model, memo)        # tied weights stay tied: both names map to the same new Parameter
 
 # %% ../nbs/01a_fast.ipynb
 def qkv(attn,             # a fair-esm MultiheadAttention
@@ -64,11 +84,47 @@ def attention_probs(attn,                   # a fair-esm MultiheadAttention
     return w.masked_fill(q_pad[:, None, :, None], 0.0)                                 # padded query rows are 0, as in fair-esm
 
 # %% ../nbs/01a_fast.ipynb
-def layer_forward(layer, x:torch.Tensor, key_padding_mask=None, hook=None, idx:int=0)->torch.Tensor:
-    "One fair-esm `TransformerLayer` on batch-first `x` (B, T, D), attention through SDPA."
+def _block_rows(H:int, T:int, row_chunk:int|None, budget:int=64 * 2**20)->int:
+    "Query rows per block: `row_chunk`, or as many as fit `budget` bytes of float32 probabilities."
+    return row_chunk or max(1, budget // (4 * H * T))
+
+def explicit_attention(attn,                   # a fair-esm MultiheadAttention
+                       x:torch.Tensor,         # (B, T, D) normalised input
+                       key_padding_mask=None,  # (B, T) True at padding, or None
+                       fn=None,                # called as fn(rows, probs (B, h, r, T) float32) for each block of query rows
+                       row_chunk:int|None=None, # query rows per block (default: ~64 MB of probabilities)
+                       heads=None              # head indices whose maps `fn` sees (None: all, and they make the output)
+                      )->torch.Tensor:         # (B, T, D)
+    "fair-esm self-attention with explicit float32 probabilities, one block of query rows at a time."
+    B, T, D = x.shape
+    q, k, v = qkv(attn, x)                                                     # (B, H, T, hd)
+    reuse = heads is None
+    if not reuse:
+        out = sdpa_attention(attn, x, key_padding_mask)
+        if len(heads) == 0: return out
+        idx = torch.as_tensor(heads, device=x.device); q, k = q[:, idx], k[:, idx]
+    kt, vf = k.float().transpose(-1, -2), v.float()                             # (B, h, hd, T), (B, H, T, hd)
+    o = torch.empty(B, q.shape[1], T, q.shape[-1], dtype=torch.float32, device=x.device) if reuse else None
+    r = _block_rows(q.shape[1], T, row_chunk)
+    for a in range(0, T, r):
+        rows = slice(a, min(a + r, T))
+        w = torch.matmul(q[:, :, rows].float(), kt)                            # (B, h, r, T)
+        if key_padding_mask is not None: w = w.masked_fill(key_padding_mask[:, None, None, :], float("-inf"))
+        p = w.softmax(-1)
+        if fn is not None:                                                     # padded query rows are 0, as in fair-esm's maps
+            fn(rows, p if key_padding_mask is None else p.masked_fill(key_padding_mask[:, None, rows, None], 0.0))
+        if reuse: torch.matmul(p, vf, out=o[:, :, rows])                       # (B, H, r, hd)
+    if not reuse: return out
+    return attn.out_proj(o.to(x.dtype).transpose(1, 2).reshape(B, T, D))
+
+# %% ../nbs/01a_fast.ipynb
+def layer_forward(layer, x:torch.Tensor, key_padding_mask=None, hook=None, idx:int=0,
+                  probs_fn=None, row_chunk:int|None=None, heads=None)->torch.Tensor:
+    "One fair-esm `TransformerLayer` on batch-first `x` (B, T, D): SDPA attention, or explicit with `probs_fn(idx, rows, probs)`."
     h = layer.self_attn_layer_norm(x)
     if hook is not None: hook(idx, layer.self_attn, h, key_padding_mask)
-    x = x + sdpa_attention(layer.self_attn, h, key_padding_mask)
+    if probs_fn is None: x = x + sdpa_attention(layer.self_attn, h, key_padding_mask)
+    else: x = x + explicit_attention(layer.self_attn, h, key_padding_mask, lambda rows, p: probs_fn(idx, rows, p), row_chunk, heads)
     h = layer.final_layer_norm(x)
     return x + layer.fc2(F.gelu(layer.fc1(h)))
 
@@ -78,18 +134,24 @@ def fast_forward(model,                   # fair-esm ESM2
                  repr_layers=(),          # layers whose output to return (0 = embeddings, num_layers = final, after LN)
                  need_logits:bool=True,   # run the LM head
                  attn_hook=None,          # called as hook(layer_idx, self_attn, x_ln, key_padding_mask) before each attention
-                 checkpoint:bool=False    # recompute each layer in backward (activation checkpointing)
+                 checkpoint:bool=False,   # recompute each layer in backward (activation checkpointing)
+                 probs_fn=None,           # explicit attention: called as probs_fn(layer_idx, rows, probs (B, h, r, T) float32)
+                 row_chunk:int|None=None, # query rows per block for `probs_fn`
+                 heads=None,              # per layer, the head indices `probs_fn` sees (None: all heads of every layer)
+                 upto:int|None=None       # run only layers 1..upto (then no final LayerNorm and no logits)
                 )->dict:                  # {"logits": (B, T, V) or None, "representations": {layer: (B, T, D)}}
     "ESM-2 forward with fused attention; equal to `model(tokens)` up to float rounding."
     pad = tokens.eq(model.padding_idx)
     kpm = pad if pad.any() else None
-    x = embed(model, tokens)                                              # (B, T, D)
+    x = embed(model, tokens).to(next(model.parameters()).dtype)           # (B, T, D)
     reps = {0: x} if 0 in repr_layers else {}
-    for i, layer in enumerate(model.layers):
+    for i, layer in enumerate(model.layers[:upto]):
+        h = None if heads is None else heads[i]
         if checkpoint and torch.is_grad_enabled():
-            x = _checkpoint(layer_forward, layer, x, kpm, attn_hook, i, use_reentrant=False)
-        else: x = layer_forward(layer, x, kpm, attn_hook, i)
+            x = _checkpoint(layer_forward, layer, x, kpm, attn_hook, i, probs_fn, row_chunk, h, use_reentrant=False)
+        else: x = layer_forward(layer, x, kpm, attn_hook, i, probs_fn, row_chunk, h)
         if i + 1 in repr_layers and i + 1 < model.num_layers: reps[i + 1] = x
+    if upto is not None and upto < model.num_layers: return {"logits": None, "representations": reps}
     x = model.emb_layer_norm_after(x)
     if model.num_layers in repr_layers: reps[model.num_layers] = x
     return {"logits": model.lm_head(x) if need_logits else None, "representations": reps}

@@ -12,11 +12,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from .fast import fast_forward
-from .io import normalize_seq, atomic_write_text
+from .files import atomic_write_text
+from .io import normalize_seq
 from .model import load_model, safe_load
 from .metrics import r2, spearman
 from .train import train_loop, seed_everything
-from .finetune_ss import seq_onehot, _train_config, _plt
+from .sshead import seq_onehot
+from .finetune_ss import train_config, pyplot
 
 # %% auto 0
 __all__ = ['read_mrl_csv', 'mrl_split', 'random_split', 'read_expression_csv', 'load_reg_data', 'LoRALinear', 'add_lora',
@@ -90,9 +92,8 @@ def load_reg_data(task:str,              # "mrl" or "expression"
                          "synthetic fixtures live in tests/fixtures/finetune/")
     p = Path(data)
     if not p.exists() and data in ("sample2019_mrl", "utrlm_te_el"):
-        from resm.manifest import fetch
-        p = fetch(data)
-        if p.is_dir(): p = sorted(p.rglob("*egfp_unmod_1*.csv*" if task == "mrl" else "*.csv"))[0]
+        from resm.datasets import dataset_file   # the documented file: GSM3130435_egfp_unmod_1.csv(.gz), HEK_sequence.csv
+        p = dataset_file(data)
     if not p.exists(): raise FileNotFoundError(f"--data {data!r} is neither a file nor a manifest entry")
     if task == "expression": return read_expression_csv(p, target, seed)
     df = read_mrl_csv(p)
@@ -225,13 +226,13 @@ def _fit(kind:str, module, tok, df:pd.DataFrame, out:Path, tcfg_d:dict, batch_si
     def evaluate(m, step):
         p = predict_reg(m, kind, tok, va.sequence.tolist(), seq_len, device=device) * sd + mu
         s = reg_scores(va.y, p); return {"val_r2": s["r2"], "val_spearman": s["spearman"]}
-    hist = train_loop(_train_config(tcfg_d), module, out, loss_fn, reg_batches(len(tr), batch_size, seed), evaluate, resume)
+    hist = train_loop(train_config(tcfg_d), module, out, loss_fn, reg_batches(len(tr), batch_size, seed), evaluate, resume)
     if (out/"best_state.pt").exists(): module.load_state_dict(safe_load(out/"best_state.pt"))   # best val R²
     return predict_reg(module, kind, tok, df.sequence.tolist(), seq_len, device=device) * sd + mu
 
 # %% ../nbs/10a_finetune_reg.ipynb
 def _plot_reg(out:Path, pred:pd.DataFrame, title:str):
-    plt, sns = _plt()
+    plt, sns = pyplot()
     te = pred[pred.split == "test"]
     fig, ax = plt.subplots(1, 2, figsize=(8, 3.6), sharex=True, sharey=True)
     for a, col, name in zip(ax, ["pred_resm", "pred_cnn"], ["RESM head", "one-hot CNN"]):

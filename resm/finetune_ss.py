@@ -13,7 +13,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from .fast import fast_forward, attention_probs
-from .io import RNARecord, read_bpseq, read_ct, pairs_from_dotbracket, normalize_seq, open_text, atomic_write_text
+from .sshead import (NT, seq_onehot, pair_onehot, backbone_pair_inputs, SSHeadConfig, ChannelNorm, ResBlock, SSHead, pair_logits_full, predict_structure, save_head, load_head)
+from .files import atomic_write_text
+from .io import RNARecord, read_bpseq, read_ct, pairs_from_dotbracket, normalize_seq, open_text
 from .model import atomic_save, load_model, safe_load
 from .decode import decode_pairs
 from .metrics import pair_metrics, length_bin, summarize, best_threshold_f1
@@ -21,217 +23,9 @@ from .vienna import vienna_pairs
 from .train import TrainConfig, train_loop, seed_everything
 
 # %% auto 0
-__all__ = ['NT', 'SPLIT_NAMES', 'THRESHOLDS', 'seq_onehot', 'pair_onehot', 'backbone_pair_inputs', 'SSHeadConfig', 'ChannelNorm',
-           'ResBlock', 'SSHead', 'pair_logits_full', 'predict_structure', 'save_head', 'load_head', 'parse_dbn',
-           'dotbracket_check', 'read_structure_file', 'load_structure_dir', 'load_ss_data', 'pair_target', 'pair_mask',
-           'masked_bce', 'ss_batches', 'ss_loss_fn', 'predict_all', 'ss_decode', 'tune_threshold', 'score_structures',
-           'finetune_ss']
-
-# %% ../nbs/10_finetune_ss.ipynb
-NT = "ACGU"
-
-def seq_onehot(seq:str # RNA letters (A, C, G, U; anything else is all-zero)
-              )->torch.Tensor: # (4, L) float32
-    "One-hot nucleotides, channels A, C, G, U."
-    s = np.frombuffer(seq.upper().replace("T", "U").encode(), dtype=np.uint8)
-    return torch.from_numpy(np.stack([s == ord(c) for c in NT]).astype(np.float32))
-
-def pair_onehot(seq:str # RNA letters
-               )->torch.Tensor: # (8, L, L): channels 0-3 one-hot of base i, 4-7 of base j
-    "Outer concatenation of nucleotide one-hots."
-    oh = seq_onehot(seq); L = oh.shape[1]
-    return torch.cat([oh[:, :, None].expand(4, L, L), oh[:, None, :].expand(4, L, L)])
-
-# %% ../nbs/10_finetune_ss.ipynb
-def backbone_pair_inputs(model,                # fair-esm ESM2 (frozen: called under no_grad)
-                         tok,                  # its RNATokenizer
-                         seq:str,              # RNA sequence, length L
-                         window:tuple|None=None, # (s, e) 0-based crop; None = whole sequence
-                         need_emb:bool=False   # also return the last layer's embeddings
-                        )->dict:               # attn (layers·H, c, c) symmetrized; emb (c, D) or None
-    "Symmetrized attention maps of all layers×heads (and optionally embeddings) for one window."
-    L = len(seq); s, e = window or (0, L); H = model.attention_heads
-    out = []
-    def hook(i, attn, x, kpm):
-        A = attention_probs(attn, x, kpm, rows=slice(1 + s, 1 + e))[0, :, :, 1 + s:1 + e]   # (H, c, c)
-        out.append((A + A.transpose(-1, -2)) / 2)
-    with torch.no_grad():
-        tokens = tok.encode(seq)[None].to(next(model.parameters()).device)              # (1, L+2)
-        r = fast_forward(model, tokens, repr_layers=(model.num_layers,) if need_emb else (), need_logits=False, attn_hook=hook)
-    emb = r["representations"][model.num_layers][0, 1 + s:1 + e].float().cpu() if need_emb else None  # (c, D)
-    return dict(attn=torch.cat(out).float().cpu(), emb=emb)                              # (layers·H, c, c)
-
-# %% ../nbs/10_finetune_ss.ipynb
-@dataclass
-class SSHeadConfig:
-    num_layers:int                    # backbone layers (attention channels = num_layers·attention_heads)
-    attention_heads:int               # backbone heads per layer
-    embed_dim:int                     # backbone width (for the optional embedding projection)
-    channels:int=32                   # ResNet width
-    blocks:int=4                      # residual blocks
-    dilations:tuple=(1, 2, 4, 8)      # dilation of each block's first conv (cycled)
-    kernel:int=3                      # conv kernel size
-    emb_proj:int=0                    # project embeddings to this size and outer-concatenate (0: off)
-    dropout:float=0.1                 # dropout inside blocks (training only)
-    crop:int=512                      # training crop length
-    pos_weight:float=10.0             # BCE weight of paired positions
-    min_loop:int=3                    # pairs need j - i - 1 >= min_loop (mask and decoding)
-    canonical:bool=True               # decode only AU, GC, GU pairs (fewer candidates: faster, more precise)
-    threshold:float=0.5               # decoding threshold on probabilities (tuned on val)
-    mapping:str="KDNY"                # backbone tokenizer mapping
-
-    @property
-    def n_attn(self)->int: return self.num_layers * self.attention_heads
-    @property
-    def in_channels(self)->int: return self.n_attn + 8 + 2 * self.emb_proj
-    @classmethod
-    def from_dict(cls, d:dict):
-        known = {f.name for f in dataclasses.fields(cls)}
-        if bad := set(d) - known: raise ValueError(f"unknown SSHeadConfig keys: {sorted(bad)}")
-        return cls(**{**d, **({"dilations": tuple(d["dilations"])} if "dilations" in d else {})})
-    def to_dict(self)->dict: return {**dataclasses.asdict(self), "dilations": list(self.dilations)}
-
-# %% ../nbs/10_finetune_ss.ipynb
-class ChannelNorm(nn.Module):
-    "LayerNorm over channels at each pixel of (B, C, H, W)."
-    def __init__(self, c:int):
-        super().__init__(); self.weight, self.bias = nn.Parameter(torch.ones(c)), nn.Parameter(torch.zeros(c))
-    def forward(self, x):                                                   # (B, C, H, W)
-        var, mu = torch.var_mean(x, 1, keepdim=True, correction=0)          # (B, 1, H, W)
-        return (x - mu) * torch.rsqrt(var + 1e-5) * self.weight[:, None, None] + self.bias[:, None, None]
-
-class ResBlock(nn.Module):
-    "Pre-norm residual block: norm, ReLU, dilated conv, norm, ReLU, dropout, conv."
-    def __init__(self, c:int, dilation:int=1, kernel:int=3, dropout:float=0.0):
-        super().__init__()
-        self.n1, self.n2 = ChannelNorm(c), ChannelNorm(c)
-        self.c1 = nn.Conv2d(c, c, kernel, padding=dilation * (kernel // 2), dilation=dilation)
-        self.c2 = nn.Conv2d(c, c, kernel, padding=kernel // 2)
-        self.drop = nn.Dropout(dropout)
-        self.radius = dilation * (kernel // 2) + kernel // 2      # receptive-field radius added by this block
-    def forward(self, x):                                         # (B, C, H, W)
-        h = self.c1(F.relu(self.n1(x)))
-        return x + self.c2(self.drop(F.relu(self.n2(h))))
-
-# %% ../nbs/10_finetune_ss.ipynb
-class SSHead(nn.Module):
-    "2-D ResNet pair classifier over attention maps, nucleotide one-hots and (optionally) embeddings."
-    def __init__(self, cfg:SSHeadConfig):
-        super().__init__()
-        self.cfg, c = cfg, cfg.channels
-        self.stem = nn.Conv2d(cfg.in_channels, c, 1)
-        self.emb_proj = nn.Linear(cfg.embed_dim, cfg.emb_proj) if cfg.emb_proj else None
-        self.blocks = nn.ModuleList(ResBlock(c, cfg.dilations[k % len(cfg.dilations)], cfg.kernel, cfg.dropout)
-                                    for k in range(cfg.blocks))
-        self.norm, self.out = ChannelNorm(c), nn.Conv2d(c, 1, 1)
-    @property
-    def halo(self)->int: return sum(b.radius for b in self.blocks)
-
-# %% ../nbs/10_finetune_ss.ipynb
-def _stem_parts(head:SSHead, seq:str, emb=None)->tuple:
-    "The non-attention part of the stem as a row term (c, L, 1) and a column term (c, 1, L): bias, one-hots, embeddings."
-    W, na, p = head.stem.weight[:, :, 0, 0], head.cfg.n_attn, head.cfg.emb_proj   # (c, in_channels)
-    oh = seq_onehot(seq).to(W.device)                                             # (4, L)
-    row = W[:, na:na + 4] @ oh + head.stem.bias[:, None]                          # (c, L) term of base i
-    col = W[:, na + 4:na + 8] @ oh                                                # (c, L) term of base j
-    if p:
-        if emb is None: raise ValueError("this head projects embeddings (emb_proj > 0): pass emb")
-        e = head.emb_proj(emb.to(W.device)).T                                     # (p, L)
-        row, col = row + W[:, na + 8:na + 8 + p] @ e, col + W[:, na + 8 + p:] @ e
-    return row[:, :, None], col[:, None, :]                                       # broadcast, never (c, L, L)
-
-def _trunk(head:SSHead, y:torch.Tensor)->torch.Tensor:
-    "ResNet and output conv on stem output (B, c, h, w) -> unsymmetrized logits (B, h, w)."
-    for b in head.blocks: y = b(y)
-    return head.out(F.relu(head.norm(y)))[:, 0]
-
-def _forward(self:SSHead,
-             attn:torch.Tensor,   # (B, layers·H, c, c) symmetrized attention of a window
-             seq:str|list,        # the window's sequence (or one per batch item)
-             emb=None             # (B, c, D) embeddings when cfg.emb_proj > 0
-            )->dict:              # {"logits": (B, c, c) symmetric}
-    "Pair logits for a batch of equally sized windows."
-    seqs = [seq] if isinstance(seq, str) else list(seq)
-    y = F.conv2d(attn, self.stem.weight[:, :self.cfg.n_attn])                     # (B, ch, c, c)
-    parts = [_stem_parts(self, s, None if emb is None else emb[k]) for k, s in enumerate(seqs)]
-    y = y + torch.stack([r for r, _ in parts]) + torch.stack([c for _, c in parts])
-    z = _trunk(self, y)
-    return {"logits": (z + z.transpose(-1, -2)) / 2}
-SSHead.forward = _forward
-
-# %% ../nbs/10_finetune_ss.ipynb
-def _stem_full(model, tok, head:SSHead, seq:str, row_chunk:int=256)->torch.Tensor:
-    "Stem output (channels, L, L) for the whole sequence, one layer and row chunk at a time."
-    L, H, c = len(seq), model.attention_heads, head.cfg.channels
-    W = head.stem.weight[:, :, 0, 0].float().cpu()                               # (c, in_channels)
-    Y = torch.zeros(c, L, L)
-    def hook(i, attn, x, kpm):
-        Wl = W[:, i * H:(i + 1) * H]                                              # (c, H)
-        for r0 in range(0, L, row_chunk):
-            r1 = min(L, r0 + row_chunk)
-            A = attention_probs(attn, x, kpm, rows=slice(1 + r0, 1 + r1))[0, :, :, 1:L + 1].cpu()   # (H, r, L)
-            Y[:, r0:r1] += torch.einsum("ch,hrl->crl", Wl, A)
-    tokens = tok.encode(seq)[None].to(next(model.parameters()).device)           # (1, L+2)
-    need_emb = bool(head.cfg.emb_proj)
-    r = fast_forward(model, tokens, repr_layers=(model.num_layers,) if need_emb else (), need_logits=False, attn_hook=hook)
-    for k in range(c): Y[k] = (Y[k] + Y[k].T) / 2                                 # symmetrize channel by channel
-    emb = r["representations"][model.num_layers][0, 1:L + 1].float().cpu() if need_emb else None
-    row, col = _stem_parts(head.cpu(), seq, emb)
-    return Y.add_(row).add_(col)                                                  # in place: no second (c, L, L)
-
-def _trunk_tiled(head:SSHead, Y:torch.Tensor, tile:int=512)->torch.Tensor:
-    "Run the ResNet on (c, L, L) in overlapping tiles; exact thanks to the halo. (L, L) unsymmetrized logits."
-    L, h = Y.shape[-1], head.halo
-    out = torch.empty(L, L)
-    for a in range(0, L, tile):
-        for b in range(0, L, tile):
-            a0, a1, b0, b1 = max(0, a - h), min(L, a + tile + h), max(0, b - h), min(L, b + tile + h)
-            z = _trunk(head, Y[None, :, a0:a1, b0:b1])[0]
-            ea, eb = min(tile, L - a), min(tile, L - b)
-            out[a:a + ea, b:b + eb] = z[a - a0:a - a0 + ea, b - b0:b - b0 + eb]
-    return out
-
-# %% ../nbs/10_finetune_ss.ipynb
-def pair_logits_full(model,             # frozen fair-esm ESM2
-                     tok,               # its tokenizer
-                     head:SSHead,       # trained head
-                     seq:str,           # RNA sequence (any length)
-                     row_chunk:int=256, # attention query rows per step
-                     tile:int=512       # output tile size of the ResNet
-                    )->torch.Tensor:    # (L, L) symmetric logits
-    "Full-length pair logits with bounded memory."
-    seq = tok.normalize(seq)
-    with torch.no_grad():
-        was = head.training; head.eval()
-        z = _trunk_tiled(head, _stem_full(model, tok, head, seq, row_chunk), tile)
-        head.train(was)
-    return (z + z.T) / 2
-
-def predict_structure(model, tok, head:SSHead, seq:str, row_chunk:int=256, tile:int=512
-                     )->np.ndarray:     # (L, L) float32 pair probabilities, symmetric
-    "Pair probabilities of `seq` from a trained structure head (for `resm fold --head`)."
-    return torch.sigmoid(pair_logits_full(model, tok, head, seq, row_chunk, tile)).numpy()
-
-# %% ../nbs/10_finetune_ss.ipynb
-def save_head(head:SSHead,             # trained head
-              out_dir:str|Path,        # directory to write
-              extra:dict|None=None     # plain-typed metadata (backbone spec, metrics, ...)
-             )->Path:
-    "Write `head.pt` and `head_config.json` atomically."
-    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_save({k: v.detach().cpu().clone() for k, v in head.state_dict().items()}, out_dir/"head.pt")
-    atomic_write_text(out_dir/"head_config.json", json.dumps({**head.cfg.to_dict(), "extra": extra or {}}, indent=2) + "\n")
-    return out_dir
-
-def load_head(path:str|Path # directory written by `save_head` (or its head_config.json)
-             )->SSHead:     # head in eval mode; `.extra` holds the saved metadata
-    "Rebuild a structure head from a directory."
-    d = Path(path); d = d.parent if d.is_file() else d
-    if not (d/"head_config.json").exists(): raise FileNotFoundError(f"{d} has no head_config.json (written by save_head / resm finetune ss)")
-    cfg = json.loads((d/"head_config.json").read_text()); extra = cfg.pop("extra", {})
-    head = SSHead(SSHeadConfig.from_dict(cfg))
-    head.load_state_dict(safe_load(d/"head.pt")); head.extra = extra
-    return head.eval()
+__all__ = ['SPLIT_NAMES', 'THRESHOLDS', 'parse_dbn', 'dotbracket_check', 'read_structure_file', 'load_structure_dir',
+           'load_ss_data', 'pair_target', 'pair_mask', 'masked_bce', 'ss_batches', 'ss_loss_fn', 'predict_all',
+           'ss_decode', 'tune_threshold', 'score_structures', 'train_config', 'pyplot', 'finetune_ss']
 
 # %% ../nbs/10_finetune_ss.ipynb
 SPLIT_NAMES = {"tr0": "train", "vl0": "val", "ts0": "test", "train": "train", "val": "val", "valid": "val", "test": "test"}
@@ -413,12 +207,14 @@ def score_structures(df:pd.DataFrame,   # rows: id, sequence, structure, split (
     return out.assign(length_bin=length_bin(out.length))
 
 # %% ../nbs/10_finetune_ss.ipynb
-def _train_config(d:dict):
-    "A `resm.train.TrainConfig` from the keys of `d` that it knows."
+def train_config(d:dict # recipe settings; keys that `TrainConfig` lacks (head sizes, data, ...) are ignored
+                )->TrainConfig:
+    "A `resm.train.TrainConfig` from the keys of `d` that it knows (shared by `finetune_ss` and `resm.finetune_reg`)."
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     return TrainConfig.from_dict({k: v for k, v in d.items() if k in known})
 
-def _plt():
+def pyplot()->tuple: # (matplotlib.pyplot, seaborn)
+    "matplotlib on the file-only Agg backend, and seaborn, imported only when a recipe draws its figure."
     import matplotlib; matplotlib.use("Agg")
     import matplotlib.pyplot as plt, seaborn as sns
     return plt, sns
@@ -435,7 +231,7 @@ def _summaries(per:pd.DataFrame)->dict:
     return out
 
 def _plot_ss(out:Path, per:pd.DataFrame, curve:pd.DataFrame|None):
-    plt, sns = _plt()
+    plt, sns = pyplot()
     fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
     if curve is not None and len(curve):
         ax[0].plot(curve.step, curve.loss, lw=1); ax[0].set(xlabel="step", ylabel="train loss (masked BCE)")
@@ -467,7 +263,7 @@ def finetune_ss(model:str="tiny",            # backbone spec for `load_model` (f
     cfg = SSHeadConfig(num_layers=bb.num_layers, attention_heads=bb.attention_heads, embed_dim=bb.embed_dim,
                        mapping=tok.mapping_name, **(head or {}))
     seed_everything(seed); h = SSHead(cfg).to(device)
-    tcfg = _train_config(dict(seed=seed, max_steps=max_steps, lr=2e-3, min_lr=1e-4, weight_decay=0.01, warmup_steps=min(20, max_steps // 10),
+    tcfg = train_config(dict(seed=seed, max_steps=max_steps, lr=2e-3, min_lr=1e-4, weight_decay=0.01, warmup_steps=min(20, max_steps // 10),
                               grad_clip=1.0, save_every=max(1, max_steps // 4), keep_last=2, eval_every=max(1, max_steps // 4),
                               early_stop_patience=4, early_stop_metric="val_f1", early_stop_mode="max", device=device,
                               dtype="fp32", progress=False, probe=False) | (train or {}))

@@ -161,10 +161,11 @@ def run_fitness(model_spec:str,     # `load_model` spec
                 jobs,               # [(wt_id, wt_seq, table with mutant, DMS_score)]
                 out:str|Path,       # output folder
                 methods=("masked_marginal", "pll"),
-                offset:int=1, batch_size:int=32, device:str="cpu", max_variants:int|None=None
+                offset:int=1, batch_size:int=32, device:str="cpu", max_variants:int|None=None,
+                trust_checkpoint:bool=False # allow unpickling arbitrary checkpoint objects
                )->dict:             # the metrics written to out/metrics.json
     "Score DMS tables zero-shot and write metrics.json, variants.csv and variants.png."
-    model, tok = load_model(model_spec, device=device)
+    model, tok = load_model(model_spec, device=device, trust_checkpoint=trust_checkpoint)
     parts = []
     for wid, wt, tab in jobs:
         tab = tab.head(max_variants) if max_variants else tab
@@ -197,7 +198,7 @@ def _run_cli(args)->int:
         if not args.wt: raise ValueError("--wt SEQ|FASTA is required with a DMS table")
         wid, wt = _read_wt(args.wt)
         jobs = [(wid, wt, load_dms_csv(args.data))]
-    met = run_fitness(args.model, jobs, args.out, methods, args.offset, args.batch_size, args.device, args.max_variants)
+    met = run_fitness(args.model, jobs, args.out, methods, args.offset, args.batch_size, args.device, args.max_variants, args.trust_checkpoint)
     print(json.dumps(dict(n=met["n"], spearman=met["spearman"]), indent=1))
     return 0
 

@@ -9,13 +9,15 @@ from types import SimpleNamespace
 from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
-from .io import RNARecord, atomic_write_text, dotbracket_from_pairs, write_bpseq, write_ct
+from .files import atomic_write_text
+from .io import RNARecord, TierError, dotbracket_from_pairs, format_bpseq, format_ct
 from .decode import decode_pairs
 from .probe import Probe, zeroshot_probe
-from .embed import read_records, safe_name, save_npy, clean_tmp, Manifest, add_common, run_cli, _load, _check_names
+from .embed import read_records, safe_name, save_npy, clean_tmp, Manifest, add_common, run_cli, resolve_model, check_names
+from .sshead import load_head, predict_structure
 
 # %% auto 0
-__all__ = ['FORMATS', 'MANIFEST_COLUMNS', 'load_fold_head', 'write_structure', 'fold_fasta', 'add_cli', 'main']
+__all__ = ['FORMATS', 'MANIFEST_COLUMNS', 'load_fold_head', 'fold_threshold', 'write_structure', 'fold_fasta', 'add_cli', 'main']
 
 # %% ../nbs/07a_fold.ipynb
 def load_fold_head(head:str|Path, # "zeroshot", a probe file, or a fine-tuned head folder
@@ -26,13 +28,19 @@ def load_fold_head(head:str|Path, # "zeroshot", a probe file, or a fine-tuned he
     if p.is_dir():
         if not ((p/"head.pt").exists() and (p/"head_config.json").exists()):
             raise ValueError(f"{p} is not a head folder: it needs head.pt and head_config.json")
-        # imported here, not at module level: fine-tuning (10) sits above folding (07a) in the data flow
-        from resm.finetune_ss import load_head, predict_structure
         h = load_head(p)
         return SimpleNamespace(predict=lambda model, tok, seq: predict_structure(model, tok, h, seq), head=h,
                                threshold=getattr(getattr(h, "cfg", None), "threshold", None))   # tuned on `val` when trained
     if p.is_file(): return Probe.load(p)
     raise ValueError(f"--head must be 'zeroshot', a probe file (.json/.pt) or a head folder; {str(head)!r} is none of these")
+
+def fold_threshold(head,                     # a head from `load_fold_head`
+                   threshold:float|None=None # an explicit threshold wins
+                  )->float:
+    "The decoding threshold: `threshold` if given, else the head's tuned one (0.0 is a valid tuned value), else 0.5."
+    if threshold is not None: return float(threshold)
+    tuned = getattr(head, "threshold", None)
+    return 0.5 if tuned is None else float(tuned)
 
 def _predict(head, model, tok, seq:str, long:str, dtype:str, window:int)->np.ndarray:
     "(L, L) probabilities from a head; probes get the length policy and precision."
@@ -43,12 +51,11 @@ def _predict(head, model, tok, seq:str, long:str, dtype:str, window:int)->np.nda
 FORMATS = ("dbn", "bpseq", "ct")
 
 def write_structure(path:str|Path, rid:str, seq:str, pairs, fmt:str="dbn")->Path:
-    "Write one structure as dbn, bpseq or ct."
-    rec = RNARecord(rid, seq, dotbracket_from_pairs(pairs, len(seq), rid))
-    if fmt == "dbn": return atomic_write_text(path, f">{rid}\n{seq}\n{rec.structure}\n")
-    if fmt == "bpseq": return write_bpseq(path, rec)
-    if fmt == "ct": return write_ct(path, rec)
-    raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+    "Write one structure as dbn, bpseq or ct (bpseq and ct: any pairing; dbn: `TierError` past 30 bracket tiers)."
+    if fmt not in FORMATS: raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+    if fmt == "dbn": return atomic_write_text(path, f">{rid}\n{seq}\n{dotbracket_from_pairs(pairs, len(seq), rid)}\n")
+    rec = RNARecord(rid, seq)
+    return atomic_write_text(path, format_bpseq(rec, pairs) if fmt == "bpseq" else format_ct(rec, pairs))
 
 # %% ../nbs/07a_fold.ipynb
 MANIFEST_COLUMNS = ["id", "length", "model", "mapping", "head", "dtype", "long", "format", "decode", "n_pairs", "files"]
@@ -69,24 +76,30 @@ def fold_fasta(fasta:str|Path,         # input FASTA
               )->dict:                 # summary: done, skipped (already finished), total, out
     "Secondary structures of every record of a FASTA file, resumably."
     if fmt not in FORMATS: raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
-    m, tok = _load(model, device, trust_checkpoint)
+    m, tok = resolve_model(model, device, trust_checkpoint)
     records = read_records(fasta, tok, on_invalid)           # everything is checked before any compute
-    _check_names(records)
+    check_names(records)
     h = load_fold_head(head, m, tok)
-    if threshold is None: threshold = getattr(h, "threshold", None) or 0.5
+    threshold = fold_threshold(h, threshold)
     out = Path(out); out.mkdir(parents=True, exist_ok=True); clean_tmp(out)
     decode = f"{method},t={threshold},canonical={canonical},min_loop={min_loop}"
     settings = dict(model=getattr(m, "resm_meta", {}).get("spec", "custom"), mapping=tok.mapping_name, head=str(head),
                     dtype=dtype, long=long if long == "full" else f"window{window}", format=fmt, decode=decode)
     man = Manifest(out/"manifest.tsv", MANIFEST_COLUMNS, settings)
-    todo = [(r, s) for r, s in records if r not in man.done]
+    todo, failed = [(r, s) for r, s in records if r not in man.done], []
     for rid, seq in tqdm(todo, unit="seq", disable=not progress, desc="fold"):
         P = _predict(h, m, tok, seq, long, dtype, window)                       # (L, L)
         pairs = decode_pairs(P, threshold, seq=seq, canonical=canonical, min_loop=min_loop, method=method)
-        name = safe_name(rid); files = [write_structure(out/f"{name}.{fmt}", rid, seq, pairs, fmt).name]
+        name = safe_name(rid)
+        try: files = [write_structure(out/f"{name}.{fmt}", rid, seq, pairs, fmt).name]
+        except TierError: failed.append(rid); continue               # this record only; the others are written
         if probs: files.append(save_npy(out/f"{name}_probs.npy", P.astype(np.float32, copy=False)).name)
         man.add(id=rid, length=len(seq), n_pairs=len(pairs), files=",".join(files))
         del P
+    if failed:
+        raise TierError(f"{fasta}: record {failed[0]!r}" + (f" (and {len(failed) - 1} more)" if len(failed) > 1 else "") +
+                        f" needs more than 30 bracket tiers and cannot be written as dbn; use --format bpseq or --format ct "
+                        f"({len(todo) - len(failed)} other records were written to {out})")
     return dict(done=len(todo), skipped=len(records) - len(todo), total=len(records), out=str(out))
 
 # %% ../nbs/07a_fold.ipynb

@@ -11,13 +11,13 @@ from typing import Iterator
 from Bio import AlignIO
 from Bio.SeqIO.FastaIO import SimpleFastaParser
 from .tokenizer import RNATokenizer
-from .model import atomic_write_text   # every write in the package goes through this one
+from .files import atomic_write_text   # every write in the package goes through resm.files
 
 # %% auto 0
 __all__ = ['BRACKETS', 'OPENERS', 'CLOSERS', 'UNPAIRED', 'GAPS', 'open_text', 'normalize_seq', 'RNARecord',
-           'pairs_from_dotbracket', 'check_pairs', 'dotbracket_from_pairs', 'iter_fasta', 'read_fasta', 'write_fasta',
-           'project_structure', 'read_stockholm', 'parse_bpseq', 'format_bpseq', 'read_bpseq', 'write_bpseq',
-           'parse_ct', 'format_ct', 'read_ct', 'write_ct']
+           'pairs_from_dotbracket', 'check_pairs', 'TierError', 'dotbracket_from_pairs', 'iter_fasta', 'read_fasta',
+           'write_fasta', 'project_structure', 'wuss_angles', 'read_stockholm', 'parse_bpseq', 'format_bpseq',
+           'read_bpseq', 'write_bpseq', 'parse_ct', 'format_ct', 'read_ct', 'write_ct']
 
 # %% ../nbs/02_io.ipynb
 def open_text(path:str|Path # plain or `.gz` text file
@@ -96,6 +96,9 @@ def check_pairs(pairs,                # iterable of (i, j) 0-based
 # %% ../nbs/02_io.ipynb
 def _crosses(a, b): return a[0] < b[0] < a[1] < b[1] or b[0] < a[0] < b[1] < a[1]
 
+class TierError(ValueError):
+    "A pairing too knotted for dot-bracket: it needs more bracket tiers than `BRACKETS` has (bpseq and CT have no limit)."
+
 def dotbracket_from_pairs(pairs,               # iterable of 0-based (i, j)
                           L:int,               # sequence length
                           id:str|None=None     # record id, named in errors
@@ -104,7 +107,9 @@ def dotbracket_from_pairs(pairs,               # iterable of 0-based (i, j)
     tiers, out = [], ["."] * L
     for p in check_pairs(pairs, L, id):
         t = next((t for t, tier in enumerate(tiers) if not any(_crosses(p, q) for q in tier)), len(tiers))
-        if t == len(BRACKETS): raise ValueError(f"structure needs more than {len(BRACKETS)} pseudoknot tiers")
+        if t == len(BRACKETS):
+            raise TierError(f"structure{' of record ' + str(id) if id else ''} needs more than {len(BRACKETS)} bracket tiers "
+                            "(() [] {} <> A-Z/a-z); bpseq and CT list pairs and have no such limit")
         if t == len(tiers): tiers.append([])
         tiers[t].append(p)
         out[p[0]], out[p[1]] = BRACKETS[t]
@@ -179,6 +184,11 @@ def _family_names(path)->list[str|None]:
 def _stem(path): return Path(path).name.split(".")[0]
 
 # %% ../nbs/02_io.ipynb
+def wuss_angles(ss:str)->str:
+    "One structure line in the `<...>` angle convention: legacy lines that open with `>` and close with `<` are mirrored."
+    first = next((ch for ch in ss if ch in "<>"), "<")
+    return ss if first == "<" else ss.translate(str.maketrans("<>", "><"))
+
 def read_stockholm(path:str|Path,           # Stockholm file (optionally `.gz`), one or more alignments
                    family:str|None=None,    # family name to use when the file has no `#=GF ID`/`AC` (default: file stem)
                    consensus_only:bool=False # ignore `#=GR SS` and project `#=GC SS_cons` for every sequence
@@ -193,7 +203,7 @@ def read_stockholm(path:str|Path,           # Stockholm file (optionally `.gz`),
         cons = aln.column_annotations.get("secondary_structure")
         for rec in aln:
             ss = None if consensus_only else rec.letter_annotations.get("secondary_structure")
-            ss = ss or cons
+            ss = wuss_angles(ss or cons) if (ss or cons) else None   # each line may use either angle convention
             if ss is None: out.append(RNARecord(rec.id, normalize_seq("".join(c for c in str(rec.seq) if c not in GAPS), rec.id), None, fam))
             else: out.append(RNARecord(rec.id, *project_structure(str(rec.seq), ss, rec.id), fam))
     return out
@@ -226,10 +236,12 @@ def parse_bpseq(text:str,            # bpseq file contents
     seq = normalize_seq("".join(bases), id)
     return RNARecord(id, seq, dotbracket_from_pairs(_pairs_from_partner(partner, len(seq), id, "bpseq"), len(seq), id))
 
-def format_bpseq(rec:RNARecord)->str:
+def format_bpseq(rec:RNARecord, # the record (its sequence; its structure unless `pairs` is given)
+                 pairs=None      # explicit 0-based pairs, for pairings too knotted for dot-bracket
+                )->str:
     "bpseq text for a record."
     partner = {}
-    for i, j in rec.pairs: partner[i], partner[j] = j+1, i+1
+    for i, j in (rec.pairs if pairs is None else check_pairs(pairs, len(rec.sequence), rec.id)): partner[i], partner[j] = j+1, i+1
     return "".join(f"{k+1} {b} {partner.get(k, 0)}\n" for k, b in enumerate(rec.sequence))
 
 def read_bpseq(path:str|Path, id:str|None=None)->RNARecord:
@@ -264,10 +276,12 @@ def parse_ct(text:str,           # CT file contents
         k += n + 1
     return out
 
-def format_ct(rec:RNARecord)->str:
+def format_ct(rec:RNARecord, # the record (its sequence; its structure unless `pairs` is given)
+              pairs=None      # explicit 0-based pairs, for pairings too knotted for dot-bracket
+             )->str:
     "CT text for one record (title = record id)."
     partner, L = {}, len(rec.sequence)
-    for i, j in rec.pairs: partner[i], partner[j] = j+1, i+1
+    for i, j in (rec.pairs if pairs is None else check_pairs(pairs, L, rec.id)): partner[i], partner[j] = j+1, i+1
     rows = [f"{k+1:>5} {b} {k:>5} {(k+2) % (L+1):>5} {partner.get(k, 0):>5} {k+1:>5}" for k, b in enumerate(rec.sequence)]
     return f"{L:>5} {rec.id}\n" + "\n".join(rows) + "\n"
 

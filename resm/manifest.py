@@ -8,6 +8,7 @@ import os, re, shutil, sys, tarfile, tempfile, zipfile
 from importlib.resources import files
 from pathlib import Path
 from urllib.parse import urlparse
+from .files import atomic_path
 import pooch
 import yaml
 
@@ -153,16 +154,12 @@ def fetch(name:str,                 # manifest entry
         except ChecksumError as err: print(f"warning: {err}; downloading again", file=sys.stderr)
     if e.get("manual"):
         raise DataError(f"{name!r} has no direct download URL. Get it from\n  {e['url']}\n({e.get('note', '')})\nand put it (the file, or a folder with the unpacked files) at\n  {target}")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part"); os.close(fd)
-    try:
-        try: (downloader or pooch.HTTPDownloader(progressbar=progress, timeout=60))(e["url"], tmp, None)
+    with atomic_path(target) as tmp:   # a failed or interrupted download never takes the final name
+        try: (downloader or pooch.HTTPDownloader(progressbar=progress, timeout=60))(e["url"], str(tmp), None)
         except Exception as err: raise DataError(_offline_msg(name, e, target, f"{type(err).__name__}: {err}")) from err
-        _check_file(name, e, Path(tmp), target)
-        if not e.get("sha256"): print(f"note: {name!r} has no sha256 in the manifest; downloaded file has sha256 {sha256sum(tmp)}", file=sys.stderr)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp): os.remove(tmp)
+        _check_file(name, e, tmp, target)
+        if not e.get("sha256"): print(f"note: {name!r} has no sha256 in the manifest; the downloaded file has sha256 {sha256sum(tmp)} "
+                                      f"(pin it as `sha256:` of {name!r} in the manifest)", file=sys.stderr)
     return _finish(e, target)
 
 def _finish(e, path:Path)->Path:
@@ -213,10 +210,16 @@ def _run_verify(args)->int:
     for r in bad: print(f"error: {r['name']} is {r['status']} (expected sha256 {r['expected']})", file=sys.stderr)
     return 2 if bad else 0
 
+def _run_stand_in(args)->int:
+    from resm.datasets import write_stand_ins   # the dataset layer (03b) knows the formats
+    for name, path in write_stand_ins(args.dir, args.manifest).items(): print(f"{name:40s} {path}")
+    print(f"stand-ins (tiny, random: not data) for every manifest entry are in {args.dir}; use them with RESM_DATA={args.dir}")
+    return 0
+
 # %% ../nbs/03a_manifest.ipynb
 def add_cli(sub # the `_SubParsersAction` of the main `resm` parser
            ):
-    "Register `resm data list|fetch|verify`."
+    "Register `resm data list|fetch|verify|stand-in`."
     p = sub.add_parser("data", help="list, fetch and verify datasets and checkpoints (data_manifest.yaml)")
     ds = p.add_subparsers(dest="data_cmd", required=True)
     for cmd, func, hlp in [("list", _run_list, "show every entry and whether it is present locally"),
@@ -228,4 +231,8 @@ def add_cli(sub # the `_SubParsersAction` of the main `resm` parser
         q.add_argument("--manifest", default=None, help="manifest YAML (default: data_manifest.yaml of the repository)")
         q.add_argument("--dest", default=None, help="cache folder (default: $RESM_DATA or ~/.cache/resm)")
         q.set_defaults(func=func)
+    q = ds.add_parser("stand-in", help="write a tiny stand-in of every entry, in its real format and layout, into DIR (for tests)")
+    q.add_argument("dir", help="folder to fill (then run with RESM_DATA=DIR)")
+    q.add_argument("--manifest", default=None, help="manifest YAML (default: data_manifest.yaml of the repository)")
+    q.set_defaults(func=_run_stand_in)
     return p

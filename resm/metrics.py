@@ -14,8 +14,8 @@ from sklearn.cluster import KMeans, AgglomerativeClustering
 
 # %% auto 0
 __all__ = ['LENGTH_BINS', 'LENGTH_LABELS', 'COSINE_GRID', 'pair_counts', 'scores_from_counts', 'pair_metrics', 'length_bin',
-           'pooled_scores', 'summarize', 'best_threshold', 'best_threshold_f1', 'overlap_ratio', 'delta_mean',
-           'knn_accuracy', 'cluster_ari', 'spearman', 'r2']
+           'pooled_scores', 'summarize', 'best_threshold', 'best_threshold_f1', 'authors_f1', 'overlap_ratio',
+           'delta_mean', 'knn_accuracy', 'cluster_ari', 'spearman', 'r2']
 
 # %% ../nbs/06_metrics.ipynb
 def _pairset(pairs, oriented=False):
@@ -116,6 +116,33 @@ def best_threshold_f1(mats,          # list of (L, L) score matrices
         curve.append((float(t), float(np.mean(f)) if f else float("nan")))
     k = int(np.nanargmax([f for _, f in curve]))
     return dict(threshold=curve[k][0], f1=curve[k][1], curve=curve)
+
+# %% ../nbs/06_metrics.ipynb
+def authors_f1(preds,            # list of (L, L) pair probabilities
+               trues,            # list of reference pair lists [(i, j)], 0-based
+               masked=None,      # list of arrays of 0-based positions to leave out (non-ACGU), or None
+               step:float=0.001  # threshold grid spacing
+              )->dict:           # f1, threshold, tp, fp, fn, precision, recall at the best threshold; n sequences
+    "Pooled best-threshold F1 over the upper triangle, as the released RESM evaluator computes it."
+    T = np.arange(0, 1 + step, step)
+    tp, fp, fn = (np.zeros(len(T), np.int64) for _ in range(3))
+    for k, (P, pairs) in enumerate(zip(preds, trues)):
+        L = P.shape[0]; keep = np.ones(L, bool)
+        if masked is not None and len(masked[k]): keep[np.asarray(masked[k])] = False
+        iu, ju = np.triu_indices(L, 1); sel = keep[iu] & keep[ju]; iu, ju = iu[sel], ju[sel]
+        Y = np.zeros((L, L), bool)
+        for a, b in pairs: Y[min(a, b), max(a, b)] = True
+        y, s = Y[iu, ju], np.asarray(P, np.float32)[iu, ju].astype(np.float64)
+        pos, neg = np.sort(s[y]), np.sort(s[~y])
+        n_pos = len(pos) - np.searchsorted(pos, T, side="left")          # positives with score >= t
+        tp += n_pos; fn += len(pos) - n_pos; fp += len(neg) - np.searchsorted(neg, T, side="left")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        prec = tp / (tp + fp).astype(float); prec[np.isnan(prec)] = 0
+        rec = tp / (tp + fn).astype(float); f1 = 2 * prec * rec / (prec + rec)
+    if np.isnan(f1).all(): return dict(f1=float("nan"), threshold=float("nan"), tp=0, fp=0, fn=int(fn[0]), precision=0.0, recall=0.0, n=len(preds))
+    b = int(np.nanargmax(f1))
+    return dict(f1=float(f1[b]), threshold=float(T[b]), tp=int(tp[b]), fp=int(fp[b]), fn=int(fn[b]),
+                precision=float(prec[b]), recall=float(rec[b]), n=len(preds))
 
 # %% ../nbs/06_metrics.ipynb
 COSINE_GRID = np.linspace(-1, 1, 2001)

@@ -4,17 +4,20 @@
 
 # %% ../nbs/01_model.ipynb 3
 from __future__ import annotations
-import argparse, json, os, re, tempfile
+import argparse, json, os, pickle, re, types, warnings
 from pathlib import Path
 import torch
 import esm
 from esm.model.esm2 import ESM2
 from .tokenizer import RNATokenizer
+from .files import atomic_path, atomic_write_text
 
 # %% auto 0
-__all__ = ['ESM2_ARCHS', 'HEADS_BY_WIDTH', 'ESM_URL', 'ESM_REGRESSION_URL', 'resolve_device', 'CheckpointError', 'safe_load',
-           'esm2_state_dict', 'infer_arch', 'build_esm2', 'tiny_model', 'atomic_save', 'atomic_write_text',
-           'model_config', 'save_pretrained', 'export_fair_esm', 'load_model']
+__all__ = ['ESM2_ARCHS', 'HEADS_BY_WIDTH', 'ESM_URL', 'ESM_REGRESSION_URL', 'CONFIG_STUBS', 'stubbing_pickle', 'resolve_device',
+           'CheckpointError', 'PickledStub', 'stub_class', 'safe_globals', 'safe_load', 'esm2_state_dict', 'infer_arch',
+           'build_esm2', 'tiny_model', 'atomic_save', 'model_config', 'save_pretrained', 'export_fair_esm',
+           'save_like_release', 'load_model', 'save_safetensors', 'hf_state_dict', 'from_hf_state_dict', 'hf_vocab',
+           'to_hf_input', 'export_hf']
 
 # %% ../nbs/01_model.ipynb
 ESM2_ARCHS = {  # name: (layers, width, heads)
@@ -33,20 +36,68 @@ def resolve_device(device:str="auto")->torch.device:
 class CheckpointError(RuntimeError):
     "A checkpoint that cannot be read or does not fit an ESM-2 model."
 
+class PickledStub:
+    "An inert stand-in for a class pickled into a checkpoint: it keeps the pickled fields and runs nothing."
+    def __init__(self, *args, **kwargs): self.__dict__.update(kwargs, **({"args": args} if args else {}))
+    def __setstate__(self, state):
+        if isinstance(state, tuple): state = {k: v for part in state if isinstance(part, dict) for k, v in part.items()}  # slots
+        if isinstance(state, dict): self.__dict__.update(state)
+        else: self.__dict__["state"] = state
+    def __repr__(self): return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.__dict__.items())})"
+
+_STUBS = {}
+def stub_class(name:str,            # class name as pickled
+               module:str="__main__" # module it was pickled from
+              )->type:              # a `PickledStub` subclass, one per (module, name)
+    "The stub class that stands in for `module.name`."
+    key = f"{module}.{name}"
+    if key not in _STUBS: _STUBS[key] = type(name, (PickledStub,), {"__module__": "resm.model", "pickled_as": key})
+    return _STUBS[key]
+
+CONFIG_STUBS = ("Config", "DataConfig", "TrainConfig", "TransformerConfig", "OptimizerConfig", "LoggingConfig")
+def safe_globals()->list:
+    "What `weights_only=True` may rebuild besides tensors and containers: `argparse.Namespace` and the six config stubs."
+    return [argparse.Namespace] + [(stub_class(n), f"__main__.{n}") for n in CONFIG_STUBS]
+
+# %% ../nbs/01_model.ipynb
+class _StubbingUnpickler(pickle.Unpickler):
+    "Unpickler for trusted files: a class missing where it was pickled becomes an inert `PickledStub`."
+    def find_class(self, module, name):
+        try: return super().find_class(module, name)
+        except (AttributeError, ImportError): return stub_class(name, module)
+
+stubbing_pickle = types.ModuleType("stubbing_pickle")
+vars(stubbing_pickle).update({k: getattr(pickle, k) for k in ("load", "loads", "dump", "dumps", "Pickler", "HIGHEST_PROTOCOL")},
+                              Unpickler=_StubbingUnpickler)
+
+def _torch_load(path, **kw):
+    "`torch.load` to CPU, memory-mapped when the file is in the zip format."
+    try: return torch.load(path, map_location="cpu", mmap=True, **kw)
+    except RuntimeError as e:
+        if "mmap" not in str(e) and "zipfile" not in str(e): raise
+    return torch.load(path, map_location="cpu", **kw)
+
+def _refused(msg:str)->str|None:
+    "The class or function named by a `weights_only` refusal, if that is what `msg` is."
+    m = re.search(r"GLOBAL ([\w.<>]+)", msg)
+    return m.group(1) if m else None
+
 def safe_load(path:str|Path,              # checkpoint file
-              trust_checkpoint:bool=False # allow arbitrary unpickling (only for files you trust)
+              trust_checkpoint:bool=False # unpickle any class (only for files you trust); missing classes become stubs
              ):
-    "`torch.load` with `weights_only=True` and only `argparse.Namespace` allowlisted, unless trusted."
-    if trust_checkpoint: return torch.load(path, map_location="cpu", weights_only=False)
+    "Read a checkpoint with `weights_only=True` and the `safe_globals()` allowlist (or fully, when trusted), memory-mapped."
     try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            return torch.load(path, map_location="cpu", weights_only=True)
+        if trust_checkpoint: return _torch_load(path, weights_only=False, pickle_module=stubbing_pickle)
+        with torch.serialization.safe_globals(safe_globals()): return _torch_load(path, weights_only=True)
+    except FileNotFoundError: raise
     except Exception as e:
-        msg = str(e)
-        if "Unsupported global" not in msg: raise CheckpointError(f"cannot read {path}: it is corrupt or not a torch checkpoint ({type(e).__name__})") from None
-        why = next((l.strip() for l in msg.splitlines() if "Unsupported global" in l), "")[:200]
-        raise CheckpointError(f"{path} holds Python objects that a safe load refuses ({why}). "
-            "If you trust this file, load it with trust_checkpoint=True (CLI: --trust-checkpoint).") from None
+        name = _refused(str(e))
+        if name is None:
+            raise CheckpointError(f"cannot read {path}: it is corrupt, truncated or not a torch checkpoint ({type(e).__name__})") from None
+        raise CheckpointError(f"{path} pickles the Python object {name}, which a safe load (weights_only=True) refuses "
+            "because unpickling it could run code. If you trust this file, load it with trust_checkpoint=True "
+            "(CLI: --trust-checkpoint), ideally once, to convert it to a pickle-free file: "
+            "resm export --format safetensors.") from None
 
 # %% ../nbs/01_model.ipynb
 def _format_of(obj)->str:
@@ -80,21 +131,34 @@ def infer_arch(sd:dict # an `ESM2` state dict
     return dict(num_layers=len(layers), embed_dim=int(dim), attention_heads=int(heads), vocab=int(vocab))
 
 # %% ../nbs/01_model.ipynb
-def _build(arch:dict, tok:RNATokenizer)->ESM2:
+def _build(arch:dict, tok:RNATokenizer, device="cpu")->ESM2:
     if arch.get("vocab", len(tok)) != len(tok): raise CheckpointError(f"vocabulary of {arch['vocab']} tokens; ESM-2 has {len(tok)}")
-    m = ESM2(num_layers=arch["num_layers"], embed_dim=arch["embed_dim"], attention_heads=arch["attention_heads"],
-             alphabet=tok.alphabet, token_dropout=False)
-    return m
+    with torch.device(device):
+        return ESM2(num_layers=arch["num_layers"], embed_dim=arch["embed_dim"], attention_heads=arch["attention_heads"],
+                    alphabet=tok.alphabet, token_dropout=False)
+
+def _fill_missing(model:ESM2):
+    "Real tensors for what a checkpoint may lack: a fresh contact head and fair-esm's rotary frequencies."
+    if model.contact_head.regression.weight.is_meta:
+        model.contact_head.to_empty(device="cpu"); model.contact_head.regression.reset_parameters()
+    for layer in model.layers:
+        rot = layer.self_attn.rot_emb
+        if rot.inv_freq.is_meta: rot.inv_freq = type(rot)(2 * rot.inv_freq.numel()).inv_freq
 
 def build_esm2(sd:dict, tok:RNATokenizer, source:str="checkpoint")->ESM2:
-    "An `ESM2` with the architecture read from `sd`, loaded strictly (only the contact head may be absent)."
+    "An `ESM2` whose parameters *are* the tensors of `sd` (no copy), architecture read from `sd`; only the contact head may be absent."
     arch = infer_arch(sd)
-    model = _build(arch, tok)
-    res = model.load_state_dict(sd, strict=False)
+    sd = {k: v.float() if v.is_floating_point() and v.dtype != torch.float32 else v for k, v in sd.items()}
+    model = _build(arch, tok, device="meta")                  # no memory, no random init
+    res = model.load_state_dict(sd, strict=False, assign=True)
     missing = [k for k in res.missing_keys if not k.startswith("contact_head.") and not k.endswith("rot_emb.inv_freq")]
     if missing or res.unexpected_keys:
         raise CheckpointError(f"{source} does not match an ESM-2 with {arch}: missing keys {missing[:20]}"
                               f"{' …' if len(missing) > 20 else ''}; unexpected keys {res.unexpected_keys[:20]}")
+    if not torch.equal(model.lm_head.weight, model.embed_tokens.weight):
+        raise CheckpointError(f"{source}: lm_head.weight differs from embed_tokens.weight, but ESM-2 ties them")
+    model.lm_head.weight = model.embed_tokens.weight          # assign=True gave them separate Parameters: tie again
+    _fill_missing(model)
     model.resm_has_contact_head = not any(k.startswith("contact_head.") for k in res.missing_keys)
     return model.eval()
 
@@ -120,29 +184,12 @@ def tiny_model(num_layers:int=2,      # transformer layers
     return model, tok
 
 # %% ../nbs/01_model.ipynb
-def _umask()->int:
-    u = os.umask(0); os.umask(u); return u
-
-def atomic_save(obj, path:str|Path):
-    "`torch.save` to a temporary file in the same folder, then rename: a kill never leaves a truncated file."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"); os.close(fd)
-    try: torch.save(obj, tmp); os.chmod(tmp, 0o666 & ~_umask()); os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp): os.remove(tmp)
-
-def atomic_write_text(path:str|Path, # destination
-                      text:str       # full file contents
-                     )->Path:
-    "Write `text` atomically (temporary file in the same folder, then rename), with the usual file permissions."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f: f.write(text)
-        os.chmod(tmp, 0o666 & ~_umask()); os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp): os.remove(tmp)
-    return path
+def atomic_save(obj,              # anything `torch.save` accepts
+                path:str|Path     # destination
+               )->Path:
+    "`torch.save` through `resm.files.atomic_path`: a kill never leaves a truncated checkpoint."
+    with atomic_path(path) as tmp: torch.save(obj, tmp)
+    return Path(path)
 
 # %% ../nbs/01_model.ipynb
 def model_config(model:ESM2, tok:RNATokenizer)->dict:
@@ -158,17 +205,85 @@ def save_pretrained(model:ESM2, tok:RNATokenizer, out_dir:str|Path, extra:dict|N
     atomic_write_text(out_dir/"config.json", json.dumps(cfg, indent=2, default=str) + "\n")
     return out_dir/"model.pt"
 
-def export_fair_esm(model:ESM2, path:str|Path, token_dropout:bool=True)->Path:
+def export_fair_esm(model:ESM2,              # the model to write
+                    path:str|Path,           # destination `.pt`; the regression file is written beside it
+                    token_dropout:bool=False # what fair-esm's loader will build: RESM runs without token dropout
+                   )->Path:
     "Write a fair-esm-format `.pt` (cfg Namespace + `encoder.*` keys) plus its `-contact-regression.pt`."
     path = Path(path)
+    if not path.stem.startswith("esm2"):
+        warnings.warn(f"{path.name}: fair-esm's load_model_and_alphabet_local builds ESM-2 only for file names starting "
+                      f"with 'esm2' (it dispatches on the name); call it e.g. esm2_t{model.num_layers}_resm.pt", stacklevel=2)
     ns = argparse.Namespace(encoder_layers=model.num_layers, encoder_embed_dim=model.embed_dim,
-                            encoder_attention_heads=model.attention_heads, token_dropout=token_dropout)
+                            encoder_attention_heads=model.attention_heads, token_dropout=token_dropout,
+                            resm_export=not token_dropout)      # marks a RESM export; fair-esm ignores unknown fields
     sd = model.state_dict()
     body = {("encoder." if k.startswith("lm_head.") else "encoder.sentence_encoder.") + k: v.cpu()
             for k, v in sd.items() if not k.startswith("contact_head.")}
     atomic_save({"cfg": {"model": ns}, "model": body}, path)
     reg = {k: v.cpu() for k, v in sd.items() if k.startswith("contact_head.")}
     atomic_save({"model": reg}, path.with_name(path.stem + "-contact-regression.pt"))
+    return path
+
+# %% ../nbs/01_model.ipynb
+_RELEASE_SCRIPT = """
+import sys, torch
+from dataclasses import dataclass, field
+@dataclass
+class DataConfig:
+    data_path: str = "data/rnacentral"; max_seqlen: int = 1024; mask_prob: float = 0.15
+@dataclass
+class TrainConfig:
+    max_steps: int = 100000; accumulate_grad_batches: int = 1; precision: int = 16; gpus: int = 8
+@dataclass
+class TransformerConfig:
+    embed_dim: int = 640; num_attention_heads: int = 20; num_layers: int = 30; dropout: float = 0.1
+@dataclass
+class OptimizerConfig:
+    name: str = "adam"; learning_rate: float = 4e-4; weight_decay: float = 0.01; warmup_steps: int = 16000
+@dataclass
+class LoggingConfig:
+    project: str = "resm"; log_every: int = 100
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig); train: TrainConfig = field(default_factory=TrainConfig)
+    model: TransformerConfig = field(default_factory=TransformerConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig); logging: LoggingConfig = field(default_factory=LoggingConfig)
+    fast_dev_run: bool = False; resume_from_checkpoint: str = None; val_check_interval: int = 1000
+@dataclass
+class ExperimentNote:
+    text: str = "not one of the six config classes"
+src, dst, layout, extra = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1"
+sd = torch.load(src, weights_only=True)
+if layout == "pt": ckpt = {"state_dict": sd}
+else:
+    params = [v for k, v in sd.items() if v.is_floating_point() and not k.endswith("inv_freq")]
+    state = {i: {"step": torch.tensor(1000.0), "exp_avg": torch.randn_like(p) * 1e-3, "exp_avg_sq": torch.rand_like(p) * 1e-6}
+             for i, p in enumerate(params)}
+    groups = [{"lr": 4e-4, "betas": (0.9, 0.98), "eps": 1e-8, "weight_decay": 0.01, "amsgrad": False, "params": list(range(len(params)))}]
+    ckpt = {"epoch": 3, "global_step": 1000, "pytorch-lightning_version": "1.5.10", "state_dict": sd,
+            "callbacks": {}, "optimizer_states": [{"state": state, "param_groups": groups}],
+            "lr_schedulers": [{"base_lrs": [4e-4], "last_epoch": 1000, "_step_count": 1001, "_last_lr": [4e-4]}],
+            "hparams_name": "cfg", "hyper_parameters": {"cfg": Config(), "data": DataConfig(), "train": TrainConfig(),
+            "model": TransformerConfig(), "optimizer": OptimizerConfig(), "logging": LoggingConfig()}}
+if extra: ckpt["note"] = ExperimentNote()
+torch.save(ckpt, dst)
+"""
+
+def save_like_release(model:ESM2,           # weights to write (keys as `ESM2.state_dict()`)
+                      path:str|Path,        # destination, e.g. RESM-150M-KDNY.ckpt
+                      layout:str="ckpt",    # "ckpt": Lightning dict with optimizer state and `__main__.Config`s; "pt": {"state_dict": ...}
+                      extra_class:bool=False # also pickle a seventh `__main__` class (a safe load must refuse it)
+                     )->Path:
+    "Write `model` in the layout of the released RESM files, pickled from another process's `__main__`."
+    import subprocess, sys, tempfile
+    if layout not in ("ckpt", "pt"): raise ValueError(f"layout must be 'ckpt' or 'pt', got {layout!r}")
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as d:
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, Path(d)/"sd.pt")
+        with atomic_path(path) as tmp:
+            subprocess.run([sys.executable, "-c", _RELEASE_SCRIPT, str(Path(d)/"sd.pt"), str(tmp), layout, str(int(extra_class))],
+                           check=True, capture_output=True)
     return path
 
 # %% ../nbs/01_model.ipynb
@@ -192,32 +307,131 @@ def _fetch_esm(name:str)->Path:
 
 # %% ../nbs/01_model.ipynb
 def _read_spec(spec:str, trust_checkpoint:bool):
-    "Return (state_dict, format, mapping or None, init) for a spec."
+    "Return (state_dict, format, mapping or None, init, token_dropout) for a spec; everything else in the file is dropped."
     p = Path(spec)
     if spec in ESM2_ARCHS and not p.exists(): p = _fetch_esm(spec)
+    if p.is_dir() and (p/"model.safetensors").exists() and (p/"config.json").exists():
+        sd, mapping = _read_hf(p); return sd, "hf", mapping, "hf-export", False
     if p.is_dir():
-        if not (p/"model.pt").exists(): raise CheckpointError(f"{p} has no model.pt (written by save_pretrained / resm train)")
+        if not (p/"model.pt").exists(): raise CheckpointError(f"{p} has no model.pt (written by save_pretrained / resm train) nor model.safetensors (resm export --format hf)")
         p = p/"model.pt"
     if not p.exists(): raise CheckpointError(f"{spec!r} is neither a file, a run directory, 'tiny', nor a fair-esm name {sorted(ESM2_ARCHS)}")
+    if p.suffix == ".safetensors":
+        try: sd, mapping = _read_safetensors(p)
+        except Exception as e: raise CheckpointError(f"cannot read {p}: not a valid safetensors file ({type(e).__name__}: {e})") from None
+        return sd, "safetensors", mapping, "resm-export", False
     obj = safe_load(p, trust_checkpoint); fmt = _format_of(obj)
-    if fmt == "resm": return obj["state_dict"], fmt, obj["config"].get("mapping"), "resm-run"
-    if fmt == "fair-esm":
+    if fmt == "resm": return obj["state_dict"], fmt, obj["config"].get("mapping"), "resm-run", False
+    if fmt == "fair-esm":                          # fair-esm builds ESM2 with its config's token_dropout
         sd = dict(obj["model"]); reg = p.with_name(p.stem + "-contact-regression.pt")
         if reg.exists(): sd |= {k: v for k, v in safe_load(reg, trust_checkpoint)["model"].items()}
-        return sd, fmt, None, "protein" if p.stem.startswith("esm") else "checkpoint"
-    if fmt == "lightning": return obj["state_dict"], fmt, None, "resm-release"
-    return obj, fmt, None, "resm-release"
+        cfg = obj["cfg"]["model"]; td = bool(getattr(cfg, "token_dropout", False))
+        init = "resm-export" if getattr(cfg, "resm_export", False) else "protein" if p.stem.startswith("esm") else "checkpoint"
+        return sd, fmt, None, init, td
+    if fmt == "lightning": return obj["state_dict"], fmt, None, "resm-release", False   # optimizer state etc. never read
+    return obj, fmt, None, "resm-release", False
 
 def load_model(spec:str|Path,                # fair-esm name, checkpoint path, run directory, or "tiny"
                device:str="auto",            # "auto", "cpu", "cuda", ...
                trust_checkpoint:bool=False,  # allow unpickling arbitrary objects (trusted files only)
                mapping:str|dict|None=None    # override the RNA→protein mapping (default: the checkpoint's, else KDNY)
-              ):                             # (ESM2 in eval mode with token dropout off, RNATokenizer)
-    "Load any supported checkpoint as a fair-esm `ESM2` with its tokenizer."
+              ):                             # (ESM2 in eval mode, RNATokenizer)
+    "Load any supported checkpoint as a fair-esm `ESM2` with its tokenizer; token dropout as its source runs it."
     if str(spec) == "tiny": model, tok = tiny_model(mapping=mapping or "KDNY")
     else:
-        sd, fmt, ck_map, init = _read_spec(str(spec), trust_checkpoint)
+        sd, fmt, ck_map, init, td = _read_spec(str(spec), trust_checkpoint)
         tok = RNATokenizer(mapping or ck_map or "KDNY")
         model = build_esm2(esm2_state_dict(sd), tok, source=str(spec))
+        model.token_dropout = td
         model.resm_meta = _meta(model, tok, fmt, spec, init)
     return model.to(resolve_device(device)), tok
+
+
+# %% ../nbs/01_model.ipynb
+def _plain_sd(model:ESM2)->dict:
+    "Contiguous CPU copies of every tensor (safetensors refuses tensors that share memory, e.g. the tied LM head)."
+    return {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+
+def save_safetensors(model:ESM2, tok:RNATokenizer, path:str|Path)->Path:
+    "Write `model` as one pickle-free `.safetensors` file whose header records architecture and mapping."
+    from safetensors.torch import save_file
+    meta = {"format": "resm", "config": json.dumps(model_config(model, tok))}
+    with atomic_path(path) as tmp: save_file(_plain_sd(model), str(tmp), metadata=meta)
+    return Path(path)
+
+def _read_safetensors(path:Path)->tuple:
+    "(state_dict, mapping or None) of a `.safetensors` file; memory-mapped, nothing unpickled."
+    from safetensors import safe_open
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}; sd = {k: f.get_tensor(k) for k in f.keys()}
+    return sd, json.loads(meta["config"]).get("mapping") if "config" in meta else None
+
+# %% ../nbs/01_model.ipynb
+_HF_LAYER = {"self_attn.q_proj": "attention.self.query", "self_attn.k_proj": "attention.self.key",
+             "self_attn.v_proj": "attention.self.value", "self_attn.out_proj": "attention.output.dense",
+             "self_attn_layer_norm": "attention.LayerNorm", "fc1": "intermediate.dense", "fc2": "output.dense",
+             "final_layer_norm": "LayerNorm"}
+
+def hf_state_dict(sd:dict # `ESM2.state_dict()` keys
+                 )->dict: # `EsmForMaskedLM` keys
+    "Rename fair-esm ESM-2 weights to transformers' EsmForMaskedLM names (one shared rotary buffer)."
+    out = {}
+    for k, v in sd.items():
+        if m := re.match(r"layers\.(\d+)\.(.+)\.(weight|bias)$", k):
+            out[f"esm.encoder.layer.{m[1]}.{_HF_LAYER[m[2]]}.{m[3]}"] = v
+        elif k.endswith("rot_emb.inv_freq"): out["esm.rotary_embeddings.inv_freq"] = v
+        elif k == "embed_tokens.weight": out["esm.embeddings.word_embeddings.weight"] = v; out["lm_head.decoder.weight"] = v
+        elif k.startswith(("emb_layer_norm_after.",)): out["esm.encoder." + k] = v
+        elif k.startswith("contact_head."): out["esm." + k] = v
+        elif k.startswith("lm_head.") and k != "lm_head.weight": out[k] = v
+    return out
+
+def from_hf_state_dict(hf:dict)->dict:
+    "The inverse of `hf_state_dict`, for `ESM2`."
+    inv = {v: k for k, v in _HF_LAYER.items()}; out = {}
+    for k, v in hf.items():
+        if m := re.match(r"esm\.encoder\.layer\.(\d+)\.(.+)\.(weight|bias)$", k): out[f"layers.{m[1]}.{inv[m[2]]}.{m[3]}"] = v
+        elif k == "esm.embeddings.word_embeddings.weight": out["embed_tokens.weight"] = out["lm_head.weight"] = v
+        elif k.startswith("esm.encoder.emb_layer_norm_after."): out[k[len("esm.encoder."):]] = v
+        elif k.startswith("esm.contact_head."): out[k[len("esm."):]] = v
+        elif k.startswith("lm_head.") and k != "lm_head.decoder.weight": out[k] = v
+    if "esm.rotary_embeddings.inv_freq" in hf:                     # one shared buffer -> one per layer, as fair-esm keeps it
+        for n in {int(k.split(".")[1]) for k in out if k.startswith("layers.")}:
+            out[f"layers.{n}.self_attn.rot_emb.inv_freq"] = hf["esm.rotary_embeddings.inv_freq"]
+    return out
+
+def hf_vocab(tok:RNATokenizer)->list[str]:
+    "ESM-2's vocabulary with each RNA letter moved to its mapped id; displaced letters become `<aa:X>`."
+    vocab = list(tok.alphabet.all_toks)
+    for aa in set(tok.mapping.values()) | set(tok.mapping): 
+        if aa in vocab: vocab[vocab.index(aa)] = f"<aa:{aa}>"
+    for nt, aa in tok.mapping.items(): vocab[tok.alphabet.get_idx(aa)] = nt
+    return vocab
+
+def to_hf_input(seq:str)->str:
+    "RNA text for the exported Hugging Face tokenizer: upper case, T→U, other letters left for `<unk>`."
+    return seq.upper().replace("T", "U")
+
+def export_hf(model:ESM2, tok:RNATokenizer, out_dir:str|Path)->Path:
+    "Write a transformers `EsmForMaskedLM` folder (config.json, model.safetensors, tokenizer) for `model`."
+    from transformers import EsmConfig, EsmTokenizer
+    from safetensors.torch import save_file
+    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
+    cfg = EsmConfig(vocab_size=len(tok), hidden_size=model.embed_dim, num_hidden_layers=model.num_layers,
+                    num_attention_heads=model.attention_heads, intermediate_size=4 * model.embed_dim,
+                    position_embedding_type="rotary", emb_layer_norm_before=False, token_dropout=False, layer_norm_eps=1e-5,
+                    pad_token_id=tok.alphabet.padding_idx, mask_token_id=tok.alphabet.mask_idx, eos_token_id=tok.alphabet.eos_idx,
+                    architectures=["EsmForMaskedLM"], vocab_list=hf_vocab(tok))
+    d = cfg.to_dict() | {"resm_mapping": model_config(model, tok)["mapping"]}
+    atomic_write_text(out_dir/"config.json", json.dumps(d, indent=2, sort_keys=True, default=str) + "\n")
+    sd = {k: v.contiguous().clone() for k, v in hf_state_dict(_plain_sd(model)).items()}
+    with atomic_path(out_dir/"model.safetensors") as tmp: save_file(sd, str(tmp), metadata={"format": "pt"})
+    atomic_write_text(out_dir/"vocab.txt", "\n".join(hf_vocab(tok)) + "\n")
+    EsmTokenizer(str(out_dir/"vocab.txt")).save_pretrained(str(out_dir))
+    return out_dir
+
+def _read_hf(folder:Path)->tuple:
+    "(state_dict, mapping) of a folder written by `export_hf`."
+    from safetensors.torch import load_file
+    cfg = json.loads((folder/"config.json").read_text())
+    return from_hf_state_dict(load_file(str(folder/"model.safetensors"))), cfg.get("resm_mapping")

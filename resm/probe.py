@@ -5,17 +5,22 @@
 # %% ../nbs/05a_probe.ipynb 2
 from __future__ import annotations
 import hashlib, json, os
+from contextlib import contextmanager
+from unittest import mock
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import torch
+import sklearn
 from sklearn.linear_model import LogisticRegression
 from .features import attention_maps, symmetrize, apc, pair_logits
 from .io import pairs_from_dotbracket
-from .model import atomic_save, atomic_write_text, safe_load
+from .files import atomic_write_text
+from .model import atomic_save, safe_load
 
 # %% auto 0
-__all__ = ['pair_features', 'pair_labels', 'Probe', 'fit_probe', 'model_fingerprint', 'cache_dir', 'zeroshot_probe']
+__all__ = ['pair_features', 'pair_labels', 'Probe', 'l1_logistic_regression', 'nonstandard_positions', 'fit_probe',
+           'model_fingerprint', 'cache_dir', 'has_trained_head', 'zeroshot_probe', 'plant_pairs', 'planted_attention']
 
 # %% ../nbs/05a_probe.ipynb
 def _as_records(records)->list[tuple[str,str,str]]:
@@ -53,6 +58,11 @@ class Probe:
         if want != (model.num_layers, model.attention_heads):
             raise ValueError(f"probe is for {want[0]} layers × {want[1]} heads; the model has {model.num_layers} × {model.attention_heads}")
 
+    @property
+    def n_nonzero(self)->int:
+        "Number of (layer, head) weights that are not exactly zero; 0 means a constant prediction."
+        return int(np.count_nonzero(self.weight))
+
     def predict(self, model, tok,
                 seq:str,               # RNA sequence
                 long:str="full",       # "full" or "window" (see `pair_logits`)
@@ -67,9 +77,18 @@ class Probe:
         return P.numpy()
 
 # %% ../nbs/05a_probe.ipynb
-def _l1_logreg(C:float):
-    try: return LogisticRegression(l1_ratio=1.0, C=C, solver="liblinear")
-    except TypeError: return LogisticRegression(penalty="l1", C=C, solver="liblinear")
+def l1_logistic_regression(C:float=0.15,    # inverse regularisation strength (authors: 0.15)
+                           random_state:int=0 # liblinear's coordinate order
+                          )->LogisticRegression:
+    "An L1-penalised liblinear logistic regression on every scikit-learn release this package allows."
+    major, minor = (int(x) for x in sklearn.__version__.split(".")[:2])
+    l1 = dict(l1_ratio=1.0) if (major, minor) >= (1, 8) else dict(penalty="l1")
+    return LogisticRegression(C=C, solver="liblinear", random_state=random_state, **l1)
+
+def nonstandard_positions(seq:str # RNA letters (any case; T counts as U)
+                         )->np.ndarray: # 0-based positions that are not A, C, G or U
+    "Positions the structure protocols mask, as the authors mask missing nucleotides."
+    return np.array([k for k, c in enumerate(seq.upper().replace("T", "U")) if c not in "ACGU"], dtype=np.int64)
 
 def fit_probe(model, tok,
               records,              # DataFrame (id, sequence, structure) or iterable of (id, seq, dotbracket)
@@ -79,13 +98,15 @@ def fit_probe(model, tok,
     "Fit the zero-shot structure probe on reference structures."
     Xs, ys = [], []
     for rid, seq, db in _as_records(records):
-        seq = tok.normalize(seq, rid)
+        bad = nonstandard_positions(seq); seq = tok.normalize(seq, rid)
         if len(db) != len(seq): raise ValueError(f"record {rid}: structure length {len(db)} != sequence length {len(seq)}")
-        X, i, j = pair_features(model, tok, seq, min_sep); Xs.append(X); ys.append(pair_labels(db, i, j))
+        X, i, j = pair_features(model, tok, seq, min_sep)
+        keep = ~(np.isin(i, bad) | np.isin(j, bad))
+        Xs.append(X[keep]); ys.append(pair_labels(db, i, j)[keep])
     if not Xs: raise ValueError("fit_probe got no records")
     y = np.concatenate(ys)
     if y.min() == y.max(): raise ValueError("fit_probe needs both paired and unpaired examples")
-    lr = _l1_logreg(C).fit(np.concatenate(Xs), y)
+    lr = l1_logistic_regression(C).fit(np.concatenate(Xs), y)
     arch = dict(num_layers=model.num_layers, attention_heads=model.attention_heads, source="fit", C=C, n_records=len(Xs))
     return Probe(lr.coef_[0].astype(np.float32), float(lr.intercept_[0]), min_sep, arch)
 
@@ -130,13 +151,18 @@ def cache_dir()->Path:
     "Where fitted probes are cached."
     return Path(os.environ.get("RESM_CACHE", Path.home()/".cache"/"resm"))
 
+def has_trained_head(model)->bool:
+    "True when `model` carries a contact head trained for RNA: a released RESM checkpoint (or a fair-esm file made from one)."
+    m = getattr(model, "resm_meta", {})
+    return bool(m.get("has_contact_head")) and m.get("init") in ("resm-release", "checkpoint")
+
 def zeroshot_probe(model, tok,
                    records=None,       # training structures (default: the mini-benchmark `lr` split)
                    C:float=0.15, min_sep:int=6,
                    cache:bool=True     # reuse / store the fitted probe under `cache_dir()`
                   )->Probe:
     "The checkpoint's contact head, or a probe fitted on the mini-benchmark `lr` split (cached)."
-    if getattr(model, "resm_meta", {}).get("has_contact_head", False): return Probe.from_model(model, min_sep=min_sep)
+    if has_trained_head(model): return Probe.from_model(model, min_sep=min_sep)
     default = records is None                       # only the default training set is cached
     path = cache_dir()/"probes"/f"{model_fingerprint(model)}_C{C}_s{min_sep}.json"
     if cache and default and path.exists(): return Probe.load(path)
@@ -146,3 +172,33 @@ def zeroshot_probe(model, tok,
     probe = fit_probe(model, tok, records, C=C, min_sep=min_sep)
     if cache and default: probe.save(path)
     return probe
+
+# %% ../nbs/05a_probe.ipynb
+def plant_pairs(seq_len:int,          # L residues
+                pairs,                # [(i, j)] 0-based true pairs
+                num_layers:int, heads:int,
+                at:tuple=(1, 2),      # (layer, head) that carries the signal
+                strength:float=0.3,   # attention mass each paired row puts on its partner
+                seed:int=0
+               )->np.ndarray:         # (layers, heads, L+2, L+2) float32, rows sum to 1 (BOS/EOS included)
+    "Synthetic attention: noise everywhere, plus the true partners in one head."
+    T, rng = seq_len + 2, np.random.default_rng(seed)
+    A = rng.random((num_layers, heads, T, T), dtype=np.float32) ** 3
+    A /= A.sum(-1, keepdims=True)
+    sig = A[at]
+    for i, j in pairs:
+        for a, b in ((i + 1, j + 1), (j + 1, i + 1)): sig[a] *= 1 - strength; sig[a, b] += strength
+    return A
+
+@contextmanager
+def planted_attention(maps:dict, # {tuple of token ids: (layers, heads, T, T) attention}, see `plant_pairs`
+                      tok):      # the tokenizer that made the keys
+    "Inside the block, every attention feature of resm.probe and resm.features reads `maps` instead of running the model."
+    import resm.features as F
+    def stream(model, toks, fn, row_chunk=None, dtype="fp32"):
+        A = torch.as_tensor(maps[tuple(toks[0].tolist())])
+        for layer in range(A.shape[0]): fn(layer, slice(0, A.shape[-1]), A[layer])
+    def naive(model, tok_, seq):
+        A = torch.as_tensor(maps[tuple(tok.encode(seq).tolist())])
+        return A[:, :, 1:-1, 1:-1].flatten(0, 1)
+    with mock.patch.object(F, "_stream_attention", stream), mock.patch(f"{__name__}.attention_maps", naive): yield

@@ -8,12 +8,12 @@ import csv, io, json, os, subprocess, sys, tempfile, time
 from pathlib import Path
 import matplotlib
 import matplotlib.pyplot as plt
-from .model import atomic_write_text
+from .files import atomic_write_bytes, atomic_write_text
 
 # %% auto 0
-__all__ = ['FIGURES', 'PROFILES', 'PROFILE_PARAMS', 'RESULT_FIELDS', 'select', 'check_parameters', 'repo_root', 'output_dirs',
-           'model_spec', 'model_label', 'train_run', 'save_figure', 'record', 'git_commit', 'write_results',
-           'run_notebook', 'reproduce', 'add_cli']
+__all__ = ['FIGURES', 'PROFILES', 'PROFILE_PARAMS', 'DRY_RUN_PARAMS', 'RESULT_FIELDS', 'select', 'stand_in_env',
+           'check_parameters', 'repo_root', 'output_dirs', 'model_spec', 'model_label', 'train_run', 'save_figure',
+           'record', 'git_commit', 'write_results', 'run_notebook', 'reproduce', 'add_cli']
 
 # %% ../nbs/11_reproduce.ipynb
 FIGURES = {  # key: (notebook in nbs/figures, what it shows)
@@ -42,16 +42,18 @@ PROFILE_PARAMS = {
         "fig7": dict(max_seqs=0, n_lr=0, n_val=40),
     },
     "full": {  # released weights and manifest data (`resm data fetch NAME`); a GPU is assumed
-        "train": dict(main_model="esm2_t30_150M_UR50D", main_steps=2000, ablation_model="esm2_t6_8M_UR50D", ablation_steps=1000,
-                      batch_tokens=16384, eval_every=250, eval_max_seqs=64, lr=4e-4, device="cuda"),
-        "fig1": dict(model_before="esm2_t30_150M_UR50D", model_after="data:resm_150m", n_seqs=53, device="cuda"),
-        "fig2": dict(models="data:resm_150m,esm2_t30_150M_UR50D", max_seqs=0, n_lr=0, n_val=40, device="cuda"),
-        "fig3": dict(models="data:resm_150m,esm2_t30_150M_UR50D", max_per_family=0, device="cuda"),
-        "fig4": dict(models="data:resm_150m", max_pairs=0, n_val=10, n_lr=0, frag=40, device="cuda"),
-        "fig5": dict(model="data:resm_150m", data="bprna", max_steps=20000, channels=32, blocks=4, crop=512,
+        "train": dict(main_model="esm2_t30_150M_UR50D", data="data:rnacentral_active", main_steps=2000, ablation_model="esm2_t6_8M_UR50D",
+                      ablation_steps=1000, batch_tokens=16384, eval_every=250, eval_max_seqs=64, lr=4e-4, device="cuda"),
+        "fig1": dict(model_before="esm2_t30_150M_UR50D", model_after="data:resm_150m", data="data:bprna_spot", n_seqs=53, device="cuda"),
+        "fig2": dict(models="data:resm_150m,data:resm_650m,esm2_t30_150M_UR50D", max_seqs=0, n_lr=0, n_val=40, device="cuda",
+                     data="data:bprna_spot,data:bprna_new,data:archiveii,data:pdb_spot_ts1,data:pdb_ts2_ts3"),
+        "fig3": dict(models="data:resm_150m,data:resm_650m,esm2_t30_150M_UR50D", data="data:rfam_seed", max_per_family=0, device="cuda"),
+        "fig4": dict(models="data:resm_150m", data="data:rri_rise", structures="data:bprna_spot", max_pairs=0, n_val=10, n_lr=0, frag=40,
+                     device="cuda"),
+        "fig5": dict(model="data:resm_150m", data="data:bprna_spot", max_steps=20000, channels=32, blocks=4, crop=512,
                      time_lengths="500,1000,2000,4000,8000", device="cuda"),
         "fig6": dict(model="data:resm_150m", mrl_data="sample2019_mrl", expression_data="utrlm_te_el", max_steps=5000, device="cuda"),
-        "fig7": dict(max_seqs=0, n_lr=0, n_val=40, device="cuda"),
+        "fig7": dict(data="data:bprna_spot", max_seqs=0, n_lr=0, n_val=40, device="cuda"),
     },
 }
 
@@ -63,6 +65,28 @@ def select(only:str|None=None # comma-separated keys, e.g. "fig2,fig3"; None = a
     bad = [k for k in want if k not in FIGURES]
     if bad: raise ValueError(f"unknown figure(s) {bad}; choose from {list(FIGURES)}")
     return [k for k in FIGURES if k in want or (k == "train" and any(w != "train" for w in want))]
+
+# %% ../nbs/11_reproduce.ipynb
+DRY_RUN_PARAMS = {  # full-profile sizes cut to seconds on CPU; the data and model names stay those of the full profile
+    "train": dict(main_steps=2, random_model="random:2x32x4", ablation_steps=2, batch_tokens=512, eval_every=2, eval_max_seqs=4, device="cpu"),
+    "fig1": dict(n_seqs=3, device="cpu"),
+    "fig2": dict(max_seqs=2, n_lr=3, n_val=3, device="cpu"),
+    "fig3": dict(max_per_family=3, device="cpu"),
+    "fig4": dict(max_pairs=3, n_val=2, n_lr=3, frag=20, device="cpu"),
+    "fig5": dict(max_steps=2, channels=8, blocks=1, crop=64, time_lengths="50,100", device="cpu"),
+    "fig6": dict(max_steps=2, n_test=20, device="cpu"),
+    "fig7": dict(max_seqs=2, n_lr=3, n_val=3, device="cpu"),
+}
+
+def stand_in_env(root:Path # empty folder: data/, torch/ and out/ are created in it
+                )->dict:    # environment variables of a run on stand-ins
+    "Write stand-ins of every manifest entry and return RESM_DATA, TORCH_HOME and RESM_OUTPUT_ROOT pointing at them."
+    import shutil
+    from resm.datasets import write_stand_ins
+    data, hub = Path(root)/"data", Path(root)/"torch"/"hub"/"checkpoints"
+    write_stand_ins(data); hub.mkdir(parents=True, exist_ok=True)
+    for p in data.glob("esm2_*.pt"): shutil.copyfile(p, hub/p.name)      # where fair-esm names are looked up
+    return dict(RESM_DATA=str(data), TORCH_HOME=str(Path(root)/"torch"), RESM_OUTPUT_ROOT=str(Path(root)/"out"))
 
 # %% ../nbs/11_reproduce.ipynb
 def check_parameters(ns:dict,      # the notebook's globals()
@@ -120,6 +144,7 @@ def train_run(cache:Path,              # the profile's cache folder
               name:str,                # run name: cache/models/NAME
               model:str,               # start: fair-esm name, "random:LxDxH", or a path
               mapping:str="KDNY",      # RNA -> amino-acid mapping
+              data:str="mini",         # "mini", a FASTA path, or data:NAME (a streamed manifest FASTA, e.g. data:rnacentral_active)
               steps:int=2,             # optimizer steps
               reuse:bool=True,         # reuse a finished run; resume an interrupted one
               **overrides              # further TrainConfig fields
@@ -130,18 +155,16 @@ def train_run(cache:Path,              # the profile's cache folder
     if reuse and (out/"model.pt").exists(): return out
     resume = reuse and (out/"checkpoints").exists() and any((out/"checkpoints").glob("*.pt"))
     if not resume and out.exists(): import shutil; shutil.rmtree(out)
-    cfg = dict(model=model, data=["mini"], mapping=mapping, max_steps=steps, warmup_steps=max(1, steps // 10), progress=False)
+    cfg = dict(model=model, data=[data], mapping=mapping, max_steps=steps, warmup_steps=max(1, steps // 10), progress=False)
     train_mlm(TrainConfig.from_dict(cfg | overrides), out, resume=resume)
     return out
 
 # %% ../nbs/11_reproduce.ipynb
 def save_figure(fig, path:str|Path, dpi:int=120)->Path:
     "Save `fig` as a PNG without volatile metadata, atomically."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None}, bbox_inches="tight")
-    tmp = path.with_name(f".{path.name}.tmp"); tmp.write_bytes(buf.getvalue()); os.replace(tmp, path)
-    return path
+    return atomic_write_bytes(path, buf.getvalue())
 
 # %% ../nbs/11_reproduce.ipynb
 RESULT_FIELDS = ["figure", "quantity", "value", "model", "data", "profile", "note"]
@@ -205,22 +228,45 @@ def run_notebook(src:Path, dst:Path, params:dict, cwd:Path)->float:
     return time.perf_counter() - t0
 
 # %% ../nbs/11_reproduce.ipynb
+class _env:
+    "Set (or, with None, unset) environment variables for a `with` block and restore them after."
+    def __init__(self, **kv): self.kv, self.old = kv, {}
+    def __enter__(self):
+        for k, v in self.kv.items():
+            self.old[k] = os.environ.get(k)
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
+    def __exit__(self, *exc):
+        for k, v in self.old.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
+
 def reproduce(profile:str="mini",        # "mini" (bundled data, small models, CPU) or "full" (released weights, GPU)
               only:str|None=None,        # comma-separated figure keys; default all
               runs_dir:str="docs/runs",  # where executed notebooks go
-              params:dict|None=None      # extra parameters passed to every notebook that declares them
+              params:dict|None=None,     # extra parameters passed to every notebook that declares them
+              dry_run:bool=False,        # full profile on stand-ins of every manifest entry, tiny sizes, CPU, in a temporary folder
+              dry_run_dir:str|None=None  # folder for the dry run's stand-ins and outputs (default: a new temporary folder)
              )->dict:                    # seconds per notebook
     "Run the figure notebooks in order, then write figures/results.md."
     if profile not in PROFILES: raise ValueError(f"profile must be one of {PROFILES}")
+    if dry_run and profile != "full": raise ValueError("--dry-run runs the full profile on stand-ins: use it with --profile full")
+    if dry_run:
+        root = Path(dry_run_dir or tempfile.mkdtemp(prefix="resm-dry-run-")); print(f"dry run on stand-ins in {root}", flush=True)
+        with _env(**stand_in_env(root), IN_TEST=None): return _reproduce(profile, only, str(root/"runs"), params, DRY_RUN_PARAMS)
+    return _reproduce(profile, only, runs_dir, params, {})
+
+def _reproduce(profile, only, runs_dir, params, sizes)->dict:
     root = repo_root(); src = root/"nbs"/"figures"; times = {}
     import papermill as pm
-    for key in select(only):
-        nb = src/FIGURES[key][0]
-        declared = pm.inspect_notebook(str(nb))
-        p = {"profile": profile} | PROFILE_PARAMS[profile].get(key, {}) | {k: v for k, v in (params or {}).items() if k in declared}
-        print(f"[{key}] {nb.name}: {FIGURES[key][1]} ...", flush=True)
-        times[key] = run_notebook(nb, root/runs_dir/profile/nb.name, p, cwd=src)
-        print(f"[{key}] done in {times[key]:.0f} s", flush=True)
+    with _env(**({"RESM_NO_MINI": "1"} if profile == "full" else {})):   # the full profile never reads the mini benchmark
+        for key in select(only):
+            nb = src/FIGURES[key][0]
+            declared = pm.inspect_notebook(str(nb))
+            p = {"profile": profile} | PROFILE_PARAMS[profile].get(key, {}) | sizes.get(key, {}) | {k: v for k, v in (params or {}).items() if k in declared}
+            print(f"[{key}] {nb.name}: {FIGURES[key][1]} ...", flush=True)
+            times[key] = run_notebook(nb, root/runs_dir/profile/nb.name, p, cwd=src)
+            print(f"[{key}] done in {times[key]:.0f} s", flush=True)
     out = Path(os.environ.get("RESM_OUTPUT_ROOT") or root)
     write_results(out/"cache"/profile, out/"figures", git_commit(root))
     print(f"wrote {out/'figures'/'results.md'}; total {sum(times.values()):.0f} s")
@@ -229,7 +275,7 @@ def reproduce(profile:str="mini",        # "mini" (bundled data, small models, C
 # %% ../nbs/11_reproduce.ipynb
 def _run_reproduce(args)->int:
     extra = json.loads(args.params) if args.params else None
-    reproduce(args.profile, args.only, args.runs_dir, extra); return 0
+    reproduce(args.profile, args.only, args.runs_dir, extra, args.dry_run); return 0
 
 def add_cli(sub):
     "Add `resm reproduce`."
@@ -237,5 +283,6 @@ def add_cli(sub):
     p.add_argument("--profile", choices=PROFILES, default="mini", help="mini: bundled data, small models, CPU; full: released weights, GPU")
     p.add_argument("--only", default=None, help=f"comma-separated subset of {','.join(FIGURES)}")
     p.add_argument("--runs-dir", default="docs/runs", help="folder for the executed notebooks")
+    p.add_argument("--dry-run", action="store_true", help="full profile on tiny stand-ins of every manifest entry (CPU, temporary folder)")
     p.add_argument("--params", default=None, help='JSON of extra parameters, e.g. \'{"seed": 1}\'')
     p.set_defaults(func=_run_reproduce)

@@ -14,15 +14,17 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from .model import (ESM2_ARCHS, CheckpointError, atomic_save, atomic_write_text, export_fair_esm, load_model,
-                    resolve_device, save_pretrained, tiny_model)
+from .files import atomic_write_text
+from .model import (ESM2_ARCHS, CheckpointError, atomic_save, build_esm2, export_fair_esm, export_hf, load_model,
+                    resolve_device, save_pretrained, save_safetensors, tiny_model)
 from .fast import fast_forward
 
 # %% auto 0
-__all__ = ['TrainConfig', 'seed_everything', 'mask_tokens', 'mlm_batches', 'mlm_loss', 'make_optimizer', 'lr_at', 'dist_info',
-           'init_distributed', 'train_device', 'autocast', 'CheckpointManager', 'MetricsLog', 'train_loop',
-           'mlm_val_loss', 'probe_f1', 'bert_init_', 'start_model', 'mlm_data', 'mlm_evaluate', 'train_mlm',
-           'config_from_args', 'add_cli', 'main']
+__all__ = ['STREAM_BUFFER', 'EXPORT_FORMATS', 'TrainConfig', 'seed_everything', 'mask_tokens', 'mlm_batches', 'held_out',
+           'fasta_batches', 'mlm_loss', 'make_optimizer', 'lr_at', 'dist_info', 'init_distributed', 'train_device',
+           'autocast', 'LossModule', 'wrap_parallel', 'sync_context', 'CheckpointManager', 'MetricsLog', 'train_loop',
+           'mlm_val_loss', 'probe_f1', 'bert_init_', 'start_model', 'data_source', 'mlm_data', 'mlm_train_batches',
+           'mlm_evaluate', 'train_mlm', 'config_from_args', 'add_cli', 'main']
 
 # %% ../nbs/08_train.ipynb
 @dataclass
@@ -59,6 +61,7 @@ class TrainConfig:
     dtype: str = "auto"              # fp32 | bf16 | auto (bf16 on GPUs that have it, fp32 on CPU)
     checkpointing: bool = False      # recompute activations in backward (large models)
     device: str = "auto"             # auto | cpu | cuda | cuda:N
+    fsdp: bool = False               # under torchrun: FSDP2 fully_shard (sharded optimizer state and gradients) instead of DDP
     num_threads: int = 0             # torch CPU threads (0 = leave torch's default)
     # bookkeeping
     save_every: int = 25             # checkpoint every N steps (and at the end)
@@ -202,6 +205,41 @@ def _pad(tok, residues:list)->torch.Tensor:
     return tokens
 
 # %% ../nbs/08_train.ipynb
+STREAM_BUFFER = 4096  # records held at once when streaming a FASTA corpus
+
+def held_out(rid:str, cfg:TrainConfig)->bool:
+    "Whether record `rid` belongs to the validation share `val_frac` (a hash of the seed and the id)."
+    return int(hashlib.sha1(f"{cfg.seed}:{rid}".encode()).hexdigest()[:8], 16) < cfg.val_frac * 2**32
+
+def fasta_batches(paths:list,               # FASTA files (optionally .gz), streamed in order
+                  tok,                      # RNATokenizer
+                  cfg:TrainConfig,          # seed, max_len, batch_tokens, val_frac and the masking fields
+                  buffer:int=STREAM_BUFFER  # most records held in memory at once
+                 ):                         # make_batches(epoch) -> iterator of {"tokens", "labels"}
+    "A deterministic `make_batches(epoch)` that streams FASTA files in constant memory."
+    from resm.data import FastaStream, token_budget_batches
+    span = (cfg.span_min, cfg.span_max) if cfg.span_mask else None
+    def make_batches(epoch:int):
+        b, buf = 0, []
+        def drain():
+            nonlocal b
+            for group in token_budget_batches([len(r) for r in buf], cfg.batch_tokens, shuffle=True, seed=_seed(cfg.seed, epoch, b)):
+                tokens = _pad(tok, [buf[i] for i in group])
+                inputs, labels = mask_tokens(tokens, tok.nt_ids, tok.mask_idx, cfg.mask_prob, cfg.mask_token_frac,
+                                             cfg.random_token_frac, span, _gen(cfg.seed, epoch, b))
+                b += 1
+                yield {"tokens": inputs, "labels": labels}
+            buf.clear()
+        for path in paths:
+            stream = FastaStream(path, tok, max_len=cfg.max_len - 2, seed=cfg.seed); stream.set_epoch(epoch)
+            for item in stream:
+                if held_out(item["id"], cfg): continue
+                buf.append(item["tokens"][1:-1])
+                if len(buf) >= buffer: yield from drain()
+        if buf: yield from drain()
+    return make_batches
+
+# %% ../nbs/08_train.ipynb
 def mlm_loss(model,                 # fair-esm ESM2 (in train mode)
              batch:dict,            # {"tokens": (B, T) masked inputs, "labels": (B, T) with -100 where not predicted}
              checkpoint:bool=False  # activation checkpointing in `fast_forward`
@@ -263,13 +301,6 @@ def _all_reduce_(t:torch.Tensor)->torch.Tensor:
     if dist_info()[1] > 1: dist.all_reduce(t)
     return t
 
-def _all_reduce_grads(params:list):
-    "Sum gradients over processes with one flat all-reduce."
-    grads = [p.grad for p in params if p.grad is not None]
-    if dist_info()[1] == 1 or not grads: return
-    flat = _all_reduce_(torch.cat([g.reshape(-1) for g in grads]))
-    for g, chunk in zip(grads, flat.split([g.numel() for g in grads])): g.copy_(chunk.view_as(g))
-
 def _param_checksum(module)->float:
     return float(sum(p.detach().double().sum() for p in module.parameters()))
 
@@ -288,28 +319,85 @@ def _to(batch, device):
     return batch
 
 # %% ../nbs/08_train.ipynb
+class LossModule(torch.nn.Module):
+    "`loss_fn(model, batch)` as a module's forward, so that DDP and FSDP see every forward pass."
+    def __init__(self, model:torch.nn.Module, loss_fn):
+        super().__init__(); self.model, self.loss_fn = model, loss_fn
+    def forward(self, batch): return self.loss_fn(self.model, batch)
+
+def wrap_parallel(module:torch.nn.Module, # the model being trained (already on its device)
+                  loss_fn,                # loss_fn(module, batch) -> dict with "loss"
+                  cfg:TrainConfig,
+                  device:torch.device
+                 )->torch.nn.Module:      # LossModule, wrapped in DDP (several processes) or sharded (cfg.fsdp)
+    "The training engine around `module`: plain, DDP or FSDP2."
+    eng = LossModule(module, loss_fn)
+    if cfg.fsdp:
+        from torch.distributed.fsdp import fully_shard
+        if not dist.is_initialized(): raise ValueError("--fsdp needs torchrun (a process group), even with one process")
+        return fully_shard(eng)
+    if dist_info()[1] == 1: return eng
+    from torch.nn.parallel import DistributedDataParallel
+    return DistributedDataParallel(eng, device_ids=[device.index] if device.type == "cuda" else None)
+
+def sync_context(eng:torch.nn.Module, last:bool):
+    "No gradient communication on all but the last micro-batch of a step."
+    if hasattr(eng, "no_sync"): return nullcontext() if last else eng.no_sync()
+    if hasattr(eng, "set_requires_gradient_sync"): eng.set_requires_gradient_sync(last)
+    return nullcontext()
+
+# %% ../nbs/08_train.ipynb
 class CheckpointManager:
-    "Atomic `step_N.pt` files in a folder, keeping the last k."
+    "Atomic `step_N.pt` files (or `step_N.dcp` folders for sharded runs) in a folder, keeping the last k."
     def __init__(self, folder:str|Path, keep_last:int=2):
         self.folder, self.keep_last = Path(folder), max(1, keep_last)
 
     def paths(self)->list:
         "Checkpoints, oldest first."
-        found = [(int(m.group(1)), p) for p in self.folder.glob("step_*.pt") if (m := re.fullmatch(r"step_(\d+)\.pt", p.name))]
+        found = [(int(m.group(1)), p) for p in self.folder.glob("step_*") if (m := re.fullmatch(r"step_(\d+)\.(pt|dcp)", p.name))]
         return [p for _, p in sorted(found)]
+
+    def _prune(self):
+        import shutil
+        for old in self.paths()[:-self.keep_last]:
+            shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
 
     def save(self, step:int, state:dict)->Path:
         path = self.folder/f"step_{step}.pt"
-        atomic_save(state, path)
-        for old in self.paths()[:-self.keep_last]: old.unlink(missing_ok=True)
+        atomic_save(state, path); self._prune()
         return path
 
-    def load_latest(self)->dict|None:
-        "The newest readable checkpoint (None when there is none)."
+    def save_sharded(self, step:int, state:dict, meta:dict)->Path:
+        "Every rank writes its shards with torch.distributed.checkpoint, rank 0 the plain `meta.pt`; then rank 0 renames the folder into place."
+        import shutil, torch.distributed.checkpoint as dcp
+        path, tmp = self.folder/f"step_{step}.dcp", self.folder/f".step_{step}.dcp.tmp"
+        if dist_info()[0] == 0: shutil.rmtree(tmp, ignore_errors=True); self.folder.mkdir(parents=True, exist_ok=True)
+        dist.barrier(); dcp.save(state, checkpoint_id=str(tmp))
+        if dist_info()[0] == 0: atomic_save(meta, tmp/"meta.pt")
+        dist.barrier()
+        if dist_info()[0] == 0: os.replace(tmp, path); self._prune()
+        dist.barrier()
+        return path
+
+    def load_latest(self, sharded:dict|None=None)->dict|None:
+        "The newest readable checkpoint (None if none). With `sharded` (a state to fill), `.dcp` folders: shards go into it, and the meta is returned."
+        import torch.distributed.checkpoint as dcp
         for p in reversed(self.paths()):
-            try: return torch.load(p, map_location="cpu", weights_only=True)
+            if (p.suffix == ".dcp") != (sharded is not None): continue
+            try:
+                if sharded is None: return torch.load(p, map_location="cpu", weights_only=True)
+                meta = torch.load(p/"meta.pt", map_location="cpu", weights_only=True)
+                dcp.load(sharded, checkpoint_id=str(p)); return meta
             except Exception as e: warnings.warn(f"skipping unreadable checkpoint {p} ({type(e).__name__})")
         return None
+
+    def latest_meta(self)->dict|None:
+        "Step, data position and config of the newest readable checkpoint of either kind (no tensors loaded for `.dcp`)."
+        for p in reversed(self.paths()):
+            try: return torch.load(p/"meta.pt" if p.suffix == ".dcp" else p, map_location="cpu", weights_only=True)
+            except Exception as e: warnings.warn(f"skipping unreadable checkpoint {p} ({type(e).__name__})")
+        return None
+
 
 # %% ../nbs/08_train.ipynb
 def _rng_state()->dict:
@@ -360,6 +448,30 @@ def _improved(value:float, best:float|None, mode:str)->bool:
     return best is None or (value < best if mode == "min" else value > best)
 
 # %% ../nbs/08_train.ipynb
+def _sharded_state(module, opt)->dict:
+    from torch.distributed.checkpoint.state_dict import get_state_dict
+    msd, osd = get_state_dict(module, opt)
+    return {"model": msd, "optimizer": osd}
+
+def _save_sharded(ckpts:CheckpointManager, step:int, module, opt, meta:dict):
+    ckpts.save_sharded(step, _sharded_state(module, opt), meta)
+
+def _load_sharded(ckpts:CheckpointManager, module, opt)->dict|None:
+    "Resume an FSDP run from the newest `.dcp` folder: shards go back into module and optimizer; returns the meta."
+    from torch.distributed.checkpoint.state_dict import set_state_dict
+    state = _sharded_state(module, opt)
+    meta = ckpts.load_latest(sharded=state)
+    if meta is None: return None
+    set_state_dict(module, opt, model_state_dict=state["model"], optim_state_dict=state["optimizer"])
+    return meta
+
+def _full_state(module)->dict:
+    "The unsharded model state on CPU (collective: every rank calls it; rank 0 gets the tensors)."
+    from torch.distributed.checkpoint.state_dict import get_model_state_dict, StateDictOptions
+    sd = get_model_state_dict(module, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    return {k.removeprefix("model."): v for k, v in sd.items()}     # LossModule's child -> ESM2 names
+
+# %% ../nbs/08_train.ipynb
 def train_loop(cfg:TrainConfig,        # optimisation, logging and checkpoint settings
                module:torch.nn.Module, # the model (moved to the configured device)
                out_dir:str|Path,       # metrics.csv, train_config.json, checkpoints/ go here
@@ -372,19 +484,19 @@ def train_loop(cfg:TrainConfig,        # optimisation, logging and checkpoint se
     out_dir = Path(out_dir); rank, world = dist_info(); device = train_device(cfg)
     if cfg.num_threads: torch.set_num_threads(cfg.num_threads)
     module.to(device).train()
+    ckpts = CheckpointManager(out_dir/"checkpoints", cfg.keep_last)
+    state = ckpts.load_latest() if resume and not cfg.fsdp else None
+    if state is not None: module.load_state_dict(state["model"])   # before DDP, which broadcasts rank 0's weights
+    eng = wrap_parallel(module, loss_fn, cfg, device)       # LossModule, in DDP or FSDP2 under torchrun
     params = [p for p in module.parameters() if p.requires_grad]
     opt = make_optimizer(module, cfg)
-    ckpts = CheckpointManager(out_dir/"checkpoints", cfg.keep_last)
-    state = ckpts.load_latest() if resume else None
+    if resume and cfg.fsdp: state = _load_sharded(ckpts, eng, opt)
     step, (epoch, index), best, bad = 0, (0, 0), None, 0
     if state is not None:                                   # exact resume
-        module.load_state_dict(state["model"]); opt.load_state_dict(state["optimizer"]); _set_rng_state(state["rng"])
+        if not cfg.fsdp: opt.load_state_dict(state["optimizer"])
+        _set_rng_state(state["rng"])
         step, (epoch, index), best, bad = state["step"], state["data"], state["best"], state["bad_evals"]
-    else:
-        seed_everything(cfg.seed)
-        if world > 1:                                       # every process starts from rank 0's weights
-            with torch.no_grad():
-                for t in module.state_dict().values(): dist.broadcast(t, 0)
+    else: seed_everything(cfg.seed)
     if rank == 0: atomic_write_text(out_dir/"train_config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
     log = MetricsLog(out_dir/"metrics.csv", resume_step=step if state else None) if rank == 0 else None
     stream = _stream(make_batches, epoch, index)
@@ -399,18 +511,19 @@ def train_loop(cfg:TrainConfig,        # optimisation, logging and checkpoint se
         for micro in range(cfg.grad_accum * world):         # forward/backward on this process's micro-batches
             batch, (epoch, index) = next(stream)
             if micro % world != rank: continue
-            with autocast(cfg, device): out = loss_fn(module, _to(batch, device))
-            n = out["n_tokens"]
-            (out["loss"] * n).backward()
+            with sync_context(eng, micro // world == cfg.grad_accum - 1), autocast(cfg, device):
+                out = eng(_to(batch, device))
+                n = out["n_tokens"]
+                (out["loss"] * n).backward()                # DDP/FSDP average gradients over processes here
             for k, v in out.items():
                 if k not in ("n_tokens", "n_seen"): sums[k] = sums.get(k, 0.0) + float(v.detach() if torch.is_tensor(v) else v) * n
             sums["n_tokens"] = sums.get("n_tokens", 0) + n; sums["n_seen"] = sums.get("n_seen", 0) + out.get("n_seen", n)
         keys = sorted(sums)
         tot = dict(zip(keys, _all_reduce_(torch.tensor([float(sums[k]) for k in keys], dtype=torch.float64, device=device)).tolist()))
-        _all_reduce_grads(params)                           # sum over processes ...
-        for p in params:                                    # ... then the token mean over the global batch
-            if p.grad is not None: p.grad.div_(max(tot["n_tokens"], 1.0))
+        for p in params:                                    # mean over processes -> token mean over the global batch
+            if p.grad is not None: p.grad.mul_(world / max(tot["n_tokens"], 1.0))
         gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
+        if hasattr(gnorm, "full_tensor"): gnorm = gnorm.full_tensor()   # FSDP: a sharded norm
         opt.step(); opt.zero_grad(set_to_none=True)
         step += 1
         loss = tot["loss"] / max(tot["n_tokens"], 1.0)
@@ -422,6 +535,7 @@ def train_loop(cfg:TrainConfig,        # optimisation, logging and checkpoint se
         bar.update(1); bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tps:,.0f}")
         stop = torch.zeros(1, device=device)
         if evaluate is not None and ((cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.max_steps):
+            if cfg.fsdp: eng.unshard()                      # full weights on every rank while rank 0 evaluates
             if rank == 0:
                 res = {k: float(v) for k, v in evaluate(module, step).items()}; module.train()
                 hist["evals"].append({"step": step, **res}); log.append({"step": step, "split": "val", **res})
@@ -432,17 +546,20 @@ def train_loop(cfg:TrainConfig,        # optimisation, logging and checkpoint se
                 elif metric is not None: bad += 1
                 stop[0] = float(cfg.early_stop_patience > 0 and bad >= cfg.early_stop_patience)
                 bar.write(f"step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in res.items()))
+            if cfg.fsdp: eng.reshard()
             _all_reduce_(stop)
         if step % cfg.save_every == 0 or step == cfg.max_steps or stop.item():
-            sums = _gather_checksums(module, device); hist["sync"].append([step, sums])
-            if max(sums) != min(sums): raise RuntimeError(f"parameters of the processes diverged at step {step}: checksums {sums}")
-            if rank == 0:
-                ckpts.save(step, {"step": step, "data": [epoch, index], "model": module.state_dict(), "optimizer": opt.state_dict(),
-                                  "rng": _rng_state(), "best": best, "bad_evals": bad, "best_step": hist["best_step"],
-                                  "world_size": world, "config": cfg.to_dict()})
+            meta = {"step": step, "data": [epoch, index], "rng": _rng_state(), "best": best, "bad_evals": bad,
+                    "best_step": hist["best_step"], "world_size": world, "config": cfg.to_dict()}
+            if cfg.fsdp: _save_sharded(ckpts, step, eng, opt, meta)
+            else:
+                sums = _gather_checksums(module, device); hist["sync"].append([step, sums])
+                if max(sums) != min(sums): raise RuntimeError(f"parameters of the processes diverged at step {step}: checksums {sums}")
+                if rank == 0: ckpts.save(step, meta | {"model": module.state_dict(), "optimizer": opt.state_dict()})
         if stop.item(): hist["stopped_early"] = True; break
     bar.close()
-    hist.update(best_metric=best, checksum=_param_checksum(module), final_eval=hist["evals"][-1] if hist["evals"] else None)
+    if cfg.fsdp: hist["full_state"] = _full_state(eng)   # one plain state dict (rank 0), for export
+    hist.update(best_metric=best, checksum=None if cfg.fsdp else _param_checksum(module), final_eval=hist["evals"][-1] if hist["evals"] else None)
     if rank == 0 and world > 1: atomic_write_text(out_dir/"ranks.json", json.dumps({"world_size": world, "sync": hist["sync"]}) + "\n")
     return hist
 
@@ -505,10 +622,26 @@ def start_model(spec:str,                 # load_model spec, "random:NAME" or "r
     return model, tok, model.resm_meta.get("init", "checkpoint")
 
 # %% ../nbs/08_train.ipynb
-def mlm_data(cfg:TrainConfig)->dict:
-    "{'train': [seq], 'val': [seq], 'lr': DataFrame|None, 'probe_val': DataFrame|None} from cfg.data."
+def data_source(src:str # a `data` entry: a FASTA path, or `data:NAME` for a manifest entry (e.g. data:rnacentral_active)
+               )->str:   # a local FASTA path
+    "Resolve `data:NAME` to the manifest entry's verified local file; other entries pass through."
+    if not src.startswith("data:"): return src
+    from resm.manifest import fetch
+    return str(fetch(src[5:]))
+
+def _held_out_seqs(path:str, cfg:TrainConfig, n:int)->list:
+    "The first `n` validation records of a FASTA file, read until found (not the whole file)."
     from resm.io import iter_fasta
-    train, val, lr_df, pval = [], [], None, None
+    out = []
+    if n <= 0 or cfg.val_frac <= 0: return out
+    for rid, seq in iter_fasta(path, unique=False):
+        if held_out(rid, cfg): out.append(seq)
+        if len(out) >= n: break
+    return out
+
+def mlm_data(cfg:TrainConfig)->dict:
+    "{'train': [seq], 'fasta': [path], 'val': [seq], 'lr': DataFrame|None, 'probe_val': DataFrame|None} from cfg.data."
+    train, fasta, val, lr_df, pval = [], [], [], None, None
     for src in cfg.data:
         if src == "mini":
             from resm.data import load_mini_benchmark
@@ -516,19 +649,23 @@ def mlm_data(cfg:TrainConfig)->dict:
             train += list(df[df.split == "train"].sequence); val += list(df[df.split == "val"].sequence)
             lr_df, pval = df[df.split == "lr"].head(cfg.probe_max_seqs), df[df.split == "val"].head(cfg.probe_max_seqs)
         else:
-            for rid, seq in iter_fasta(src):
-                held_out = int(hashlib.sha1(f"{cfg.seed}:{rid}".encode()).hexdigest()[:8], 16) < cfg.val_frac * 2**32
-                (val if held_out else train).append(seq)
-    if not train: raise ValueError(f"no training sequences in {cfg.data}")
-    return {"train": train, "val": val[:cfg.eval_max_seqs], "lr": lr_df, "probe_val": pval}
+            path = data_source(src)
+            if not Path(path).exists(): raise FileNotFoundError(f"training data {src!r}: {path} does not exist")
+            fasta.append(path); val += _held_out_seqs(path, cfg, cfg.eval_max_seqs - len(val))
+    if not train and not fasta: raise ValueError(f"no training sequences in {cfg.data}")
+    return {"train": train, "fasta": fasta, "val": val[:cfg.eval_max_seqs], "lr": lr_df, "probe_val": pval}
+
+def mlm_train_batches(data:dict, tok, cfg:TrainConfig):
+    "make_batches(epoch) over the in-memory sequences, then the streamed FASTA files."
+    parts = ([mlm_batches(data["train"], tok, cfg)] if data["train"] else []) + ([fasta_batches(data["fasta"], tok, cfg)] if data["fasta"] else [])
+    return parts[0] if len(parts) == 1 else (lambda epoch: (b for p in parts for b in p(epoch)))
 
 # %% ../nbs/08_train.ipynb
 def mlm_evaluate(model, tok, cfg:TrainConfig, data:dict, step:int=0)->dict:
-    "Held-out MLM loss, plus probe F1 when the probe data and `resm.probe` are available."
+    "Held-out MLM loss, plus the zero-shot probe F1 when `cfg.probe` is on and the data has `lr` and `val` splits."
     res = mlm_val_loss(model, mlm_batches(data["val"], tok, cfg), cfg) if data["val"] else {}
     if cfg.probe and data.get("lr") is not None:
-        try: res |= probe_f1(model, tok, data["lr"], data["probe_val"])
-        except ImportError: pass                           # resm.probe not installed in this checkout
+        res |= probe_f1(model, tok, data["lr"], data["probe_val"])
     return res
 
 def train_mlm(cfg:TrainConfig,      # the run's config
@@ -543,9 +680,11 @@ def train_mlm(cfg:TrainConfig,      # the run's config
     model.token_dropout = cfg.token_dropout
     for p in model.contact_head.parameters(): p.requires_grad_(False)    # not trained by MLM (the probe is refitted)
     data = mlm_data(cfg)
-    hist = train_loop(cfg, model, out_dir, partial(mlm_loss, checkpoint=cfg.checkpointing), mlm_batches(data["train"], tok, cfg),
+    hist = train_loop(cfg, model, out_dir, partial(mlm_loss, checkpoint=cfg.checkpointing), mlm_train_batches(data, tok, cfg),
                       evaluate=lambda m, step: mlm_evaluate(m, tok, cfg, data, step), resume=resume)
     model.token_dropout = False
+    if cfg.fsdp and rank == 0: model = build_esm2(hist.pop("full_state"), tok)   # one plain model from the gathered shards
+    hist.pop("full_state", None)
     if rank == 0:
         save_pretrained(model.eval(), tok, out_dir, extra={"train_config": cfg.to_dict(), "steps": cfg.max_steps, "init": cfg.init})
     return hist | {"init": cfg.init, "seconds": time.time() - t0}
@@ -576,8 +715,8 @@ def config_from_args(args)->TrainConfig:
 def _run_train(args)->int:
     out = Path(args.out); ckpts = CheckpointManager(out/"checkpoints")
     cfg = config_from_args(args)
-    if args.resume and ckpts.paths():
-        saved = TrainConfig.from_dict(ckpts.load_latest()["config"] | {"init": ""})
+    if args.resume and ckpts.latest_meta() is not None:
+        saved = TrainConfig.from_dict(ckpts.latest_meta()["config"] | {"init": ""})
         given = {k: v for k, v in cfg.to_dict().items() if k != "init" and getattr(args, k, None) is not None}
         changed = [k for k, v in given.items() if getattr(saved, k) != v and k not in ("max_steps", "save_every", "eval_every", "keep_last", "progress")]
         if changed: warnings.warn(f"--resume with changed settings {changed}: the continuation is no longer exact")
@@ -591,9 +730,13 @@ def _run_train(args)->int:
     if dist.is_initialized(): dist.barrier(); dist.destroy_process_group()
     return 0
 
+EXPORT_FORMATS = ("fair-esm", "safetensors", "hf")
+
 def _run_export(args)->int:
     model, tok = load_model(args.run, device="cpu", trust_checkpoint=args.trust_checkpoint)
-    print(export_fair_esm(model, args.dest))
+    if args.format == "safetensors": print(save_safetensors(model, tok, args.dest))
+    elif args.format == "hf": print(export_hf(model, tok, args.dest))
+    else: print(export_fair_esm(model, args.dest))
     return 0
 
 def add_cli(sub):
@@ -606,9 +749,11 @@ def add_cli(sub):
     p.add_argument("--trust-checkpoint", action="store_true", help="allow unpickling arbitrary objects in --model")
     _add_config_flags(p)
     p.set_defaults(func=_run_train)
-    e = sub.add_parser("export", help="write a trained model as a fair-esm-format .pt")
+    e = sub.add_parser("export", help="write a model as a fair-esm .pt, a pickle-free .safetensors, or a Hugging Face folder")
     e.add_argument("run", help="run folder or any load_model spec")
-    e.add_argument("dest", help="destination .pt (a -contact-regression.pt is written beside it)")
+    e.add_argument("dest", help="fair-esm: destination .pt (name it esm2_*; a -contact-regression.pt is written beside it); "
+                                "safetensors: a .safetensors file; hf: a folder")
+    e.add_argument("--format", default="fair-esm", choices=EXPORT_FORMATS, help="output format")
     e.add_argument("--trust-checkpoint", action="store_true")
     e.set_defaults(func=_run_export)
 

@@ -122,10 +122,11 @@ def _cls_plot(vecs, y, tab):
     return fig
 
 def run_zeroshot_cls(model_spec:str, data:str, out:str|Path, splits=("test", "heldout_family"),
-                     max_per_family:int|None=30, max_seqs:int|None=None, n_freq:int=8, device:str="cpu", seed:int=0
+                     max_per_family:int|None=30, max_seqs:int|None=None, n_freq:int=8, device:str="cpu", seed:int=0,
+                     trust_checkpoint:bool=False # allow unpickling arbitrary checkpoint objects
                     )->dict: # metrics (also in out/metrics.json)
     "Load, evaluate and write metrics.json, per_sequence.csv and per_sequence.png."
-    model, tok = load_model(model_spec, device=device)
+    model, tok = load_model(model_spec, device=device, trust_checkpoint=trust_checkpoint)
     df = select_families(load_family_table(data), splits, max_per_family, max_seqs, seed)
     met, tab, vecs = eval_zeroshot_cls(model, tok, df, n_freq, seed=seed)
     met = {"model_spec": str(model_spec), "data": str(data), "splits": list(splits), **met}
@@ -135,7 +136,7 @@ def run_zeroshot_cls(model_spec:str, data:str, out:str|Path, splits=("test", "he
 def _run_cli(args)->int:
     set_threads(args.num_threads)
     met = run_zeroshot_cls(args.model, args.data, args.out, tuple(args.split.split(",")), args.max_per_family or None,
-                           args.max_seqs, args.n_freq, args.device, args.seed)
+                           args.max_seqs, args.n_freq, args.device, args.seed, args.trust_checkpoint)
     print(json.dumps({k: met[k] for k in ("n", "n_families", "or", "delta_mean", "knn_acc", "ari", "length_baseline")}, indent=1))
     return 0
 

@@ -139,11 +139,13 @@ def _rri_plot(tab):
     return fig
 
 def run_zeroshot_rri(model_spec:str, data:str, out:str|Path, split:str="test", max_seqs:int|None=20, n_val:int=10,
-                     n_lr:int|None=None, frag:int=40, linker:str="AAA", canonical:bool=False, device:str="cpu", seed:int=0
+                     n_lr:int|None=None, frag:int=40, linker:str="AAA", canonical:bool=False, device:str="cpu", seed:int=0,
+                     structures:str="mini",  # structures for the probe (lr split) and the val proxy pairs: "mini" or a CSV (`load_structures`)
+                     trust_checkpoint:bool=False # allow unpickling arbitrary checkpoint objects
                     )->dict: # metrics (also in out/metrics.json)
     "Build or load chain pairs, evaluate, write metrics.json, per_pair.csv and per_pair.png."
-    model, tok = load_model(model_spec, device=device)
-    mini = load_structures("mini")
+    model, tok = load_model(model_spec, device=device, trust_checkpoint=trust_checkpoint)
+    mini = load_structures(structures)
     val = make_proxy_pairs(pick(mini, "val").sequence, n_val, frag, seed + 1, prefix="val")
     if data == "mini": test = make_proxy_pairs(pick(mini, split).sequence, max_seqs or 20, frag, seed)
     else: test = load_rri_csv(data).head(max_seqs) if max_seqs else load_rri_csv(data)
@@ -155,7 +157,7 @@ def run_zeroshot_rri(model_spec:str, data:str, out:str|Path, split:str="test", m
 def _run_cli(args)->int:
     set_threads(args.num_threads)
     met = run_zeroshot_rri(args.model, args.data, args.out, args.split, args.max_seqs, args.n_val, args.n_lr, args.frag,
-                           args.linker, args.canonical, args.device, args.seed)
+                           args.linker, args.canonical, args.device, args.seed, trust_checkpoint=args.trust_checkpoint)
     print(json.dumps({k: met[k] for k in ("n", "linker", "threshold", "model", "label_source")}, indent=1))
     return 0
 

@@ -4,22 +4,25 @@
 
 # %% ../nbs/09_zeroshot_ss.ipynb 3
 from __future__ import annotations
-import json, argparse, time
+import json, argparse, sys, time
+from dataclasses import replace
 from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
 from .model import load_model
 from .features import attention_maps, symmetrize, apc
-from .probe import Probe, fit_probe
-from .io import atomic_write_text, pairs_from_dotbracket
+from .probe import Probe, fit_probe, has_trained_head, nonstandard_positions
+from .files import atomic_path, atomic_write_text
+from .io import pairs_from_dotbracket
 from .decode import decode_pairs, greedy_one_partner
-from .metrics import pair_metrics, summarize, length_bin, best_threshold_f1
+from .metrics import pair_metrics, summarize, length_bin, best_threshold_f1, authors_f1
 from .vienna import vienna_pairs, vienna_hybrid
 
 # %% auto 0
-__all__ = ['QUANTILES', 'THRESHOLDS', 'write_outputs', 'load_structures', 'pick', 'sym_apc_maps', 'get_probe', 'select_head',
-           'eval_sets', 'eval_zeroshot_ss', 'run_zeroshot_ss', 'add_common', 'set_threads', 'add_cli']
+__all__ = ['QUANTILES', 'THRESHOLDS', 'PROTOCOLS', 'write_outputs', 'load_structures', 'pick', 'sym_apc_maps', 'get_probe',
+           'select_head', 'unmasked', 'eval_sets', 'eval_authors', 'eval_zeroshot_ss', 'run_zeroshot_ss', 'add_common',
+           'set_threads', 'add_cli']
 
 # %% ../nbs/09_zeroshot_ss.ipynb
 def _to_jsonable(x):
@@ -42,9 +45,8 @@ def write_outputs(out:str|Path,        # output folder (created)
     if fig is not None:
         import matplotlib.pyplot as plt
         png = out / (png_name or Path(csv_name).with_suffix(".png").name)
-        tmp = png.with_name(f".{png.name}.tmp.png")
-        fig.savefig(tmp, dpi=120, metadata={"Software": None}); plt.close(fig)
-        tmp.replace(png)
+        with atomic_path(png) as tmp: fig.savefig(tmp, format="png", dpi=120, metadata={"Software": None})
+        plt.close(fig)
     atomic_write_text(out / "metrics.json", json.dumps(_to_jsonable(metrics), indent=1, allow_nan=False) + "\n")
     return out
 
@@ -85,9 +87,10 @@ def sym_apc_maps(model, tok, # from `load_model`
 # %% ../nbs/09_zeroshot_ss.ipynb
 def get_probe(model, tok,            # from `load_model`
               lr:pd.DataFrame,       # training structures (id, sequence, structure), the `lr` split
-              probe:str="fit"        # "fit", "checkpoint" (contact_head.regression) or a path written by `Probe.save`
+              probe:str="auto"       # "auto", "fit", "checkpoint" (contact_head.regression) or a path written by `Probe.save`
              )->Probe:
-    "The structure probe used by the zero-shot protocols."
+    "The structure probe used by the zero-shot protocols; `probe.arch['source']` says where it came from."
+    if probe == "auto": probe = "checkpoint" if has_trained_head(model) else "fit"
     if probe == "fit": return fit_probe(model, tok, lr[["id", "sequence", "structure"]])
     if probe == "checkpoint": return Probe.from_model(model)
     p = Probe.load(probe); p.check(model)
@@ -115,11 +118,19 @@ def select_head(maps_list,                # list of (n_maps, L, L) arrays, one p
 # %% ../nbs/09_zeroshot_ss.ipynb
 THRESHOLDS = (0.002, 0.005, 0.01, 0.02, 0.03) + tuple(np.round(np.arange(0.05, 0.96, 0.05), 2))   # probe thresholds scanned on val
 
+def unmasked(pairs,  # [(i, j)]
+             bad     # positions to drop (see `resm.probe.nonstandard_positions`)
+            )->list: # pairs touching no masked position
+    "Pairs that stay after masking positions."
+    bad = set(int(b) for b in bad)
+    return [(i, j) for i, j in pairs if i not in bad and j not in bad]
+
 def _rows(df, preds, method):
     out = []
     for r, pr in zip(df.itertuples(), preds):
+        bad = nonstandard_positions(r.sequence)
         out.append(dict(id=r.id, family=r.family, length=r.length, length_bin=r.length_bin, method=method,
-                        **pair_metrics(pr, r.pairs, L=r.length)))
+                        **pair_metrics(unmasked(pr, bad), unmasked(r.pairs, bad), L=r.length)))
     return out
 
 def _summary(tab):
@@ -145,6 +156,24 @@ def _method_metrics(tab, model, sel, thr, hybrid):
         met[key] = {m: summarize(g, by)[["n", "f1", "mcc", "pooled_f1"]].to_dict("index") for m, g in tab.groupby("method")}
     return met
 
+def _pair_matrix(pairs, L:int)->np.ndarray:
+    M = np.zeros((L, L), np.float32)
+    for i, j in pairs: M[i, j] = M[j, i] = 1
+    return M
+
+def eval_authors(model, tok, pr:Probe, test:pd.DataFrame)->tuple:
+    "The released evaluator on `test`: the probe's raw sigmoid and ViennaRNA, pooled best-threshold F1 (see `authors_f1`)."
+    raw = replace(pr, min_sep=0)                                    # no near-diagonal cut, as the checkpoint's contact head
+    P = [raw.predict(model, tok, s) for s in test.sequence]
+    bad = [nonstandard_positions(s) for s in test.sequence]
+    model_ = authors_f1(P, list(test.pairs), bad)
+    vienna = authors_f1([_pair_matrix(vienna_pairs(s), len(s)) for s in test.sequence], list(test.pairs), bad)
+    rows = [dict(id=r.id, family=r.family, length=r.length, length_bin=r.length_bin, method="probe_authors",
+                 **authors_f1([p], [r.pairs], [b])) for r, p, b in zip(test.itertuples(), P, bad)]
+    return dict(model=model_, viennarna=vienna, n=len(test)), rows
+
+PROTOCOLS = ("both", "strict", "authors")
+
 def eval_zeroshot_ss(model, tok,                 # from `load_model`
                      df:pd.DataFrame,            # `load_structures` table
                      split:str="test",           # evaluated split
@@ -153,22 +182,29 @@ def eval_zeroshot_ss(model, tok,                 # from `load_model`
                      n_val:int=40,               # validation sequences (head selection, probe threshold)
                      hybrid:bool=False,          # also score RNAfold with probe soft constraints
                      seed:int=0,
-                     probe:str="fit"             # see `get_probe`
+                     probe:str="auto",           # see `get_probe`
+                     protocol:str="both"         # "both", "strict" or "authors"
                     )->tuple:                    # (metrics dict, per-sequence DataFrame)
-    "Zero-shot secondary structure: probe (a), best head (b), ViennaRNA — same sequences, same scorer."
+    "Zero-shot secondary structure: probe (a), best head (b), ViennaRNA, scored by the strict and/or the authors' protocol."
+    if protocol not in PROTOCOLS: raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
     t0 = time.time()
     lr, val, test = eval_sets(df, split, max_seqs, n_lr, n_val, seed)
     pr = get_probe(model, tok, lr, probe)
-    thr = best_threshold_f1([pr.predict(model, tok, s) for s in val.sequence], list(val.pairs), THRESHOLDS, decode_pairs)
-    sel = select_head([sym_apc_maps(model, tok, s) for s in val.sequence], list(val.pairs))
-    test_P = [pr.predict(model, tok, s) for s in test.sequence]
-    rows = _rows(test, [decode_pairs(P, thr["threshold"]) for P in test_P], "probe")
-    rows += _rows(test, [greedy_one_partner(sym_apc_maps(model, tok, s)[sel["map"]], sel["threshold"]) for s in test.sequence], "best_head")
-    rows += _rows(test, [vienna_pairs(s) for s in test.sequence], "viennarna")
-    if hybrid: rows += _rows(test, [vienna_hybrid(s, P)[0] for s, P in zip(test.sequence, test_P)], "hybrid")
-    tab = pd.DataFrame(rows)
-    met = dict(n=len(test), split=split, n_lr=len(lr), n_val=len(val), probe=probe, **_method_metrics(tab, model, sel, thr, hybrid))
-    return {**met, "seconds": round(time.time() - t0, 2)}, tab
+    met = dict(n=len(test), split=split, n_lr=len(lr), n_val=len(val), protocol=protocol, probe=pr.arch.get("source", probe),
+               probe_nonzero=pr.n_nonzero, warnings=[] if pr.n_nonzero else ["the probe has no non-zero weight: its prediction is constant"])
+    rows = []
+    if protocol in ("both", "strict"):
+        thr = best_threshold_f1([pr.predict(model, tok, s) for s in val.sequence], list(val.pairs), THRESHOLDS, decode_pairs)
+        sel = select_head([sym_apc_maps(model, tok, s) for s in val.sequence], list(val.pairs))
+        test_P = [pr.predict(model, tok, s) for s in test.sequence]
+        rows += _rows(test, [decode_pairs(P, thr["threshold"]) for P in test_P], "probe")
+        rows += _rows(test, [greedy_one_partner(sym_apc_maps(model, tok, s)[sel["map"]], sel["threshold"]) for s in test.sequence], "best_head")
+        rows += _rows(test, [vienna_pairs(s) for s in test.sequence], "viennarna")
+        if hybrid: rows += _rows(test, [vienna_hybrid(s, P)[0] for s, P in zip(test.sequence, test_P)], "hybrid")
+        met |= _method_metrics(pd.DataFrame(rows), model, sel, thr, hybrid)
+    if protocol in ("both", "authors"):
+        met["authors"], arows = eval_authors(model, tok, pr, test); rows += arows
+    return {**met, "seconds": round(time.time() - t0, 2)}, pd.DataFrame(rows)
 
 # %% ../nbs/09_zeroshot_ss.ipynb
 def _ss_plot(tab):
@@ -181,11 +217,12 @@ def _ss_plot(tab):
     return fig
 
 def run_zeroshot_ss(model_spec:str, data:str, out:str|Path, split:str="test", max_seqs:int|None=None,
-                    n_lr:int|None=None, n_val:int=40, hybrid:bool=False, device:str="cpu", seed:int=0, probe:str="fit"
+                    n_lr:int|None=None, n_val:int=40, hybrid:bool=False, device:str="cpu", seed:int=0, probe:str="auto",
+                    protocol:str="both", trust_checkpoint:bool=False
                    )->dict: # metrics (also written to out/metrics.json)
     "Load model and data, evaluate, and write metrics.json, per_sequence.csv and per_sequence.png."
-    model, tok = load_model(model_spec, device=device)
-    met, tab = eval_zeroshot_ss(model, tok, load_structures(data), split, max_seqs, n_lr, n_val, hybrid, seed, probe)
+    model, tok = load_model(model_spec, device=device, trust_checkpoint=trust_checkpoint)
+    met, tab = eval_zeroshot_ss(model, tok, load_structures(data), split, max_seqs, n_lr, n_val, hybrid, seed, probe, protocol)
     met = {"model_spec": str(model_spec), "data": str(data), **met}
     write_outputs(out, met, tab, "per_sequence.csv", _ss_plot(tab))
     return met
@@ -193,8 +230,9 @@ def run_zeroshot_ss(model_spec:str, data:str, out:str|Path, split:str="test", ma
 def _run_cli(args)->int:
     set_threads(args.num_threads)
     met = run_zeroshot_ss(args.model, args.data, args.out, args.split, args.max_seqs, args.n_lr, args.n_val,
-                          args.hybrid, args.device, args.seed, args.probe)
-    print(json.dumps({k: met[k] for k in ("n", "model", "best_head", "viennarna")}, indent=1))
+                          args.hybrid, args.device, args.seed, args.probe, args.protocol, args.trust_checkpoint)
+    print(json.dumps({k: met[k] for k in ("n", "protocol", "probe", "probe_nonzero", "model", "best_head", "viennarna", "authors") if k in met}, indent=1))
+    for w in met["warnings"]: print(f"warning: {w}", file=sys.stderr)
     return 0
 
 def add_common(p, data_help="'mini' (bundled mini-benchmark) or a CSV path"):
@@ -207,6 +245,7 @@ def add_common(p, data_help="'mini' (bundled mini-benchmark) or a CSV path"):
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-threads", type=int, default=None, help="torch CPU threads (1 is fastest for small models on a busy machine)")
+    p.add_argument("--trust-checkpoint", action="store_true", help="allow unpickling arbitrary objects (trusted files only)")
 
 def set_threads(n:int|None # torch intra-op threads; None keeps torch's default
                ):
@@ -221,6 +260,7 @@ def add_cli(sub # the `eval` group's subparsers
     p.add_argument("--n-lr", type=int, default=None, help="cap on probe training sequences (lr split)")
     p.add_argument("--n-val", type=int, default=40, help="validation sequences for head / threshold selection")
     p.add_argument("--hybrid", action="store_true", help="also score RNAfold with LM soft constraints")
-    p.add_argument("--probe", default="fit", help="'fit' (on the lr split), 'checkpoint' (its contact head) or a saved probe file")
+    p.add_argument("--probe", default="auto", help="'auto' (a released checkpoint's contact head, else fit), 'fit' (on the lr split), 'checkpoint' or a saved probe file")
+    p.add_argument("--protocol", default="both", choices=PROTOCOLS, help="strict (val-tuned threshold, one partner, mean F1), authors (released evaluator), or both")
     p.set_defaults(func=_run_cli)
     return p

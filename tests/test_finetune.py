@@ -102,7 +102,8 @@ def test_head_save_load_and_tiling_exact(tmp_path):
     seq = "".join(np.random.default_rng(0).choice(list("ACGU"), 90))
     save_head(head, tmp_path, extra={"model": "tiny"})
     h2 = load_head(tmp_path)
-    assert torch.load(tmp_path/"head.pt", weights_only=True)                    # weights_only-safe
+    sd = torch.load(tmp_path/"head.pt", weights_only=True)                      # weights_only-safe
+    assert sd.keys() == head.state_dict().keys() and all(torch.equal(sd[k], v) for k, v in head.state_dict().items())
     f = backbone_pair_inputs(model, tok, seq, need_emb=True)
     ref = head(f["attn"][None], seq, f["emb"][None])["logits"][0]
     torch.testing.assert_close(pair_logits_full(model, tok, h2, seq, row_chunk=13, tile=17), ref, atol=1e-4, rtol=1e-4)

@@ -89,18 +89,58 @@ def test_contact_head_of_checkpoint(tmp_path):
     band = np.abs(np.subtract.outer(np.arange(33), np.arange(33))) < 6
     np.testing.assert_allclose(P[~band], ref[~band], atol=1e-5); assert (P[band] == 0).all()
 
-def test_head_folder_is_loaded_lazily(tmp_path, monkeypatch, probe_file):
-    tree = ast.parse(Path(sys.modules["resm.fold"].__file__).read_text())
-    top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
-    assert not any("finetune" in (getattr(n, "module", None) or "") or any("finetune" in a.name for a in n.names) for n in top)
+def test_fold_never_imports_the_training_code():
+    "`resm fold --head DIR` needs only `resm.sshead`, which sits below both folding and fine-tuning."
+    import subprocess
+    code = "import sys, resm.fold; print(' '.join(sorted(m for m in sys.modules if m.startswith('resm.'))))"
+    mods = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert "resm.sshead" in mods and not {"resm.finetune_ss", "resm.finetune_reg", "resm.train"} & set(mods), mods
+
+def test_head_folder(tmp_path, monkeypatch):
+    import resm.fold
     head = tmp_path/"head"; head.mkdir()
     with pytest.raises(ValueError, match="head.pt and head_config.json"): load_fold_head(head, None, None)
     (head/"head.pt").write_bytes(b""); (head/"head_config.json").write_text("{}")
     def predict_structure(model, tok, head, seq):
         P = np.zeros((len(seq), len(seq)), np.float32); P[0, -1] = P[-1, 0] = 0.9; return P
-    monkeypatch.setitem(sys.modules, "resm.finetune_ss", types.SimpleNamespace(load_head=lambda path: "head", predict_structure=predict_structure))
+    monkeypatch.setattr(resm.fold, "load_head", lambda path: types.SimpleNamespace(cfg=types.SimpleNamespace(threshold=0.0)))
+    monkeypatch.setattr(resm.fold, "predict_structure", predict_structure)
     fold_fasta(write_fasta(tmp_path/"in.fa", {"s": "GGGAAAACCC"}), "tiny", tmp_path/"o", head=head, progress=False)
     assert (tmp_path/"o"/"s.dbn").read_text().splitlines()[2] == "(........)"
+    assert ",t=0.0," in (tmp_path/"o"/"manifest.tsv").read_text()     # the tuned 0.0 is used, not replaced by 0.5
+
+def _knot_head(monkeypatch, knotted):
+    "Make `fold_fasta` see a head whose prediction is 40 mutually crossing pairs for the ids in `knotted`."
+    import resm.fold
+    def predict(model, tok, seq):
+        P = np.zeros((len(seq), len(seq)), np.float32)
+        if seq.startswith("A" * 10): i = np.arange(40); P[i, i + 40] = P[i + 40, i] = 0.9
+        else: P[0, -1] = P[-1, 0] = 0.9
+        return P
+    monkeypatch.setattr(resm.fold, "load_fold_head", lambda head, m, tok: types.SimpleNamespace(predict=predict, threshold=None))
+
+def test_dbn_tiers_fail_only_that_record(tmp_path, monkeypatch, cli):
+    _knot_head(monkeypatch, None)
+    fa = write_fasta(tmp_path/"in.fa", {"a": "GGGAAAACCC", "knotty": "A" * 80, "z": "GGGGAAAACCCC"})
+    rc, err = cli("fold", fa, "--model", "tiny", "--out", tmp_path/"o", "--quiet")
+    lines = [l for l in err.splitlines() if "error:" in l]
+    assert rc == 2 and len(lines) == 1 and "'knotty'" in lines[0] and "--format bpseq" in lines[0] and "in.fa" in lines[0], err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in (tmp_path/"o").iterdir()) == ["a.dbn", "manifest.tsv", "z.dbn"]
+    assert "knotty" not in (tmp_path/"o"/"manifest.tsv").read_text()
+    for fmt in ("bpseq", "ct"):
+        rc, err = cli("fold", fa, "--model", "tiny", "--out", tmp_path/fmt, "--format", fmt, "--quiet")
+        assert rc == 0, err
+    assert sum(1 for l in (tmp_path/"bpseq"/"knotty.bpseq").read_text().splitlines() if l.split()[2] != "0") == 80
+
+def test_random_4000nt_bpseq(tmp_path, cli):
+    "A random 4,000-nt RNA with a random tiny model and an eager probe: bpseq is written whatever the pairing."
+    p = Probe(np.full(8, 0.5, np.float32), 3.0, 6, dict(num_layers=2, attention_heads=4)).save(tmp_path/"p.json")
+    fa = write_fasta(tmp_path/"in.fa", {"r": rand_seq(4000)})
+    rc, err = cli("fold", fa, "--model", "tiny", "--out", tmp_path/"o", "--head", p, "--format", "bpseq", "--quiet")
+    assert rc == 0, err
+    partner = {int(a) - 1: int(c) - 1 for a, _, c in map(str.split, (tmp_path/"o"/"r.bpseq").read_text().splitlines()) if c != "0"}
+    assert len(partner) > 100 and all(partner[j] == i and abs(i - j) > 3 for i, j in partner.items())
 
 def test_long_sequence(tmp_path):
     "2,000 nt: full length (no truncation) and windows."
@@ -114,9 +154,27 @@ def test_long_sequence(tmp_path):
 
 def test_finetuned_head_folder(tmp_path):
     "A real head folder written by the fine-tuning module folds through `--head PATH`."
-    from resm.finetune_ss import SSHead, SSHeadConfig, save_head
+    from resm.sshead import SSHead, SSHeadConfig, save_head
     torch.manual_seed(0)
     save_head(SSHead(SSHeadConfig(num_layers=2, attention_heads=4, embed_dim=32, channels=8, blocks=1)), tmp_path/"head")
     fa = write_fasta(tmp_path/"in.fa", {"s": rand_seq(30)})
     res = fold_fasta(fa, "tiny", tmp_path/"o", head=tmp_path/"head", probs=True, progress=False)
     assert res["done"] == 1 and np.load(tmp_path/"o"/"s_probs.npy").shape == (30, 30)
+
+from hypothesis import given, settings, strategies as st
+from resm.decode import decode_pairs
+
+@settings(max_examples=300, deadline=None)
+@given(L=st.integers(0, 70), seed=st.integers(0, 2**32 - 1), min_loop=st.integers(0, 6), method=st.sampled_from(["matching", "greedy"]),
+       canonical=st.booleans(), threshold=st.floats(0, 0.99), top_k=st.sampled_from([None, 1, 3, 8]), max_exact=st.sampled_from([None, 2, 300]),
+       symmetric=st.booleans())
+def test_decode_never_breaks_pairing_rules(L, seed, min_loop, method, canonical, threshold, top_k, max_exact, symmetric):
+    "Whatever the scores: one partner per base, i < j, loops of at least `min_loop`, symmetrised score above the threshold, canonical pairs when asked."
+    rng = np.random.default_rng(seed)
+    P = rng.random((L, L)).astype(np.float32); P = (P + P.T) / 2 if symmetric else P
+    seq = "".join(rng.choice(list("ACGUN"), L))
+    pairs = decode_pairs(P, threshold, seq=seq, canonical=canonical, min_loop=min_loop, method=method, top_k=top_k, max_exact=max_exact)
+    bases = [b for p in pairs for b in p]
+    assert len(bases) == len(set(bases)) and pairs == sorted(pairs)
+    assert all(0 <= i < j < L and j - i - 1 >= min_loop and (P[i, j] + P[j, i]) / 2 > threshold for i, j in pairs)
+    if canonical: assert all(seq[i] + seq[j] in {"AU", "UA", "GC", "CG", "GU", "UG"} for i, j in pairs)

@@ -69,7 +69,7 @@ def test_untrusted_pickle_is_refused_and_never_runs(tmp_path):
         def __reduce__(self): return (Path.touch, (marker,))
     torch.save({"state_dict": {}, "hyper_parameters": Evil()}, tmp_path / "evil.ckpt")
     r = subprocess.run(RESM + ["info", str(tmp_path / "evil.ckpt")], capture_output=True, text=True)
-    assert r.returncode == 1 and "--trust-checkpoint" in r.stderr
+    assert r.returncode == 2 and "--trust-checkpoint" in r.stderr and "Traceback" not in r.stderr
     assert not marker.exists()
 
 
@@ -105,14 +105,15 @@ def loopback(tmp_path):
 def test_fair_esm_name_downloads_into_hub_cache(loopback, tmp_path, monkeypatch):
     root, url = loopback
     model, _ = tiny_model(seed=3)
-    export_fair_esm(model, root / "esm2_t6_8M_UR50D.pt")  # a tiny stand-in under the real name
+    export_fair_esm(model, root / "esm2_t6_8M_UR50D.pt", token_dropout=True)  # a tiny stand-in under the real name and config
     monkeypatch.setattr(rm, "ESM_URL", url + "/{name}.pt")
     monkeypatch.setattr(rm, "ESM_REGRESSION_URL", url + "/{name}-contact-regression.pt")
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     m, tok = load_model("esm2_t6_8M_UR50D", device="cpu")
     assert (tmp_path / "hub" / "checkpoints" / "esm2_t6_8M_UR50D.pt").exists()
-    assert m.resm_meta["init"] == "protein" and m.resm_meta["has_contact_head"]
+    assert m.resm_meta["init"] == "protein" and m.resm_meta["has_contact_head"] and m.token_dropout
     x = tok.batch([("a", "GGGAAACCC")])[1]
+    model.token_dropout = True                            # as fair-esm runs a protein ESM-2
     with torch.no_grad():
         assert torch.equal(m(x)["logits"], model(x)["logits"])
 

@@ -129,6 +129,20 @@ def test_repository_manifest():
 def test_wired_cli(tmp_path):
     r = subprocess.run([sys.executable, "-m", "resm.cli", "data", "list", "--dest", str(tmp_path)],
                        capture_output=True, text=True, timeout=60)
-    if r.returncode != 0 and "invalid choice: 'data'" in r.stderr: pytest.skip("resm.cli does not register `data` yet")
     assert r.returncode == 0, r.stderr
     assert "resm_650m" in r.stdout and "rnacentral_active" in r.stdout
+
+def test_unknown_sha256_is_printed_for_pinning(server, tmp_path, capsys):
+    m = _manifest(tmp_path, new=_entry(f"{server}/new.bin", None))
+    dest = tmp_path / "cache"
+    assert _cli("data", "fetch", "new", "--manifest", str(m), "--dest", str(dest)) == 0
+    err = capsys.readouterr().err
+    assert f"has sha256 {SHA}" in err and "pin it" in err            # the actual hash of what was downloaded
+    assert (dest / "new.bin").read_bytes() == BODY
+
+
+def test_guessed_urls_and_names_are_labelled():
+    e = load_manifest()["entries"]
+    # URLs or file names not read from their source (built from a script default, recalled, or a layout assumed)
+    for name in ("resm_150m", "resm_650m", "resm_datasets", "rfam_seed", "bprna_spot", "bprna_new", "pdb_spot_ts1", "pdb_ts2_ts3", "rri_rise"):
+        assert "GUESS" in e[name]["note"], name

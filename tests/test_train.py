@@ -1,5 +1,5 @@
 """Transfer-training loop: config, exact resume, 2-process data parallel (gloo), CLI end to end, export round trip."""
-import csv, json, os, random, subprocess, sys
+import csv, json, os, random, signal, subprocess, sys, time
 from pathlib import Path
 import pytest
 import torch
@@ -37,18 +37,65 @@ def test_config_rejects_unknown_keys(tmp_path):
     assert (cfg.max_steps, cfg.lr, cfg.data) == (5, 1e-4, ["a.fa", "b.fa"])
 
 
-def test_resume_is_exact(tmp_path, fasta):
-    "2N steps straight == N steps, then --resume for N more: identical per-step losses and weights."
-    common = TINY + ["--data", str(fasta), "--save-every", "3", "--eval-every", "3", "--max-steps", "6"]
-    assert main(["train", *common, "--out", str(tmp_path/"straight")]) == 0
-    assert main(["train", *common[:-1], "3", "--out", str(tmp_path/"split")]) == 0
-    torch.manual_seed(999)                                          # disturb global RNG state between the runs
-    assert main(["train", *common, "--out", str(tmp_path/"split"), "--resume"]) == 0
-    a, b = _losses(tmp_path/"straight"), _losses(tmp_path/"split")
-    assert len(a) == 6 and a == b
-    sa = load_model(tmp_path/"straight", device="cpu")[0].state_dict()
-    sb = load_model(tmp_path/"split", device="cpu")[0].state_dict()
+def _rows(out:Path)->list:
+    with open(out/"metrics.csv", newline="") as f: return [r for r in csv.DictReader(f) if r["split"] == "train"]
+
+
+def _same_run(a:Path, b:Path, steps:int):
+    "Identical per-step losses and learning rates, and identical final weights."
+    ra, rb = _rows(a), _rows(b)
+    assert [int(r["step"]) for r in ra] == list(range(1, steps + 1))
+    assert [(r["step"], r["loss"], r["lr"]) for r in ra] == [(r["step"], r["loss"], r["lr"]) for r in rb]
+    sa, sb = load_model(a, device="cpu")[0].state_dict(), load_model(b, device="cpu")[0].state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_resume_after_interruption_is_exact(tmp_path, fasta, monkeypatch):
+    "Same command interrupted right after its step-4 checkpoint of 8 (where the cosine depends on max_steps), then --resume."
+    import resm.train
+    args = ["train", *TINY, "--data", str(fasta), "--save-every", "4", "--eval-every", "4", "--max-steps", "8"]
+    assert main([*args, "--out", str(tmp_path/"straight")]) == 0
+    real = resm.train.atomic_save
+    def save_then_die(obj, path):
+        real(obj, path)
+        if Path(path).name == "step_4.pt": raise KeyboardInterrupt("killed after the step-4 checkpoint")
+    monkeypatch.setattr(resm.train, "atomic_save", save_then_die)
+    with pytest.raises(KeyboardInterrupt): main([*args, "--out", str(tmp_path/"split")])
+    monkeypatch.setattr(resm.train, "atomic_save", real)
+    torch.manual_seed(999)                                          # disturb global RNG state between the runs
+    assert main([*args, "--out", str(tmp_path/"split"), "--resume"]) == 0
+    from resm.train import lr_at                                    # the split is where the schedule depends on max_steps
+    assert lr_at(4, TrainConfig(lr=3e-3, warmup_steps=2, max_steps=8)) != pytest.approx(lr_at(4, TrainConfig(lr=3e-3, warmup_steps=2, max_steps=5)))
+    _same_run(tmp_path/"straight", tmp_path/"split", 8)
+
+
+def test_sigkill_mid_run_then_resume_is_exact(tmp_path, fasta):
+    "A real kill -9 after the step-20 checkpoint of a 40-step run; the same command with --resume matches a straight run."
+    args = [sys.executable, "-m", "resm.cli", "train", *TINY, "--data", str(fasta), "--save-every", "20", "--eval-every", "20", "--max-steps", "40"]
+    straight = subprocess.run([*args, "--out", str(tmp_path/"straight")], capture_output=True, text=True, env=_env(), timeout=120)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    for attempt in range(3):
+        out = tmp_path/f"killed{attempt}"
+        p = subprocess.Popen([*args, "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env())
+        ck, t0 = out/"checkpoints"/"step_20.pt", time.time()
+        while not ck.exists() and p.poll() is None and time.time() - t0 < 120: time.sleep(0.002)
+        p.send_signal(signal.SIGKILL); p.wait()
+        if ck.exists() and not (out/"checkpoints"/"step_40.pt").exists(): break
+    else: pytest.fail("the run finished before it could be killed, three times")
+    r = subprocess.run([*args, "--out", str(out), "--resume"], capture_output=True, text=True, env=_env(), timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    _same_run(tmp_path/"straight", out, 40)
+
+
+def test_default_train_path_with_probe_validation(tmp_path):
+    "The shipped default (`--probe` on, mini-benchmark data) on a tiny model: the probe F1 is logged at each validation."
+    assert main(["train", "--model", "random:2x32x4", "--max-steps", "2", "--eval-every", "2", "--save-every", "2",
+                 "--batch-tokens", "256", "--max-len", "60", "--probe-max-seqs", "3", "--eval-max-seqs", "4",
+                 "--no-progress", "--device", "cpu", "--out", str(tmp_path/"run")]) == 0
+    with open(tmp_path/"run"/"metrics.csv", newline="") as f: val = [r for r in csv.DictReader(f) if r["split"] == "val"]
+    assert len(val) == 1 and val[0]["step"] == "2"
+    f1, thr = float(val[0]["probe_f1"]), float(val[0]["probe_threshold"])
+    assert f1 == f1 and thr == thr and json.loads((tmp_path/"run"/"train_config.json").read_text())["probe"] is True
 
 
 def test_ddp_two_processes_match_single(tmp_path, fasta):
