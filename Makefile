@@ -9,7 +9,7 @@ TORCH ?= torch==2.13.0
 # nbdev 2 (settings.ini, nbdev_test): this set resolves with ordinary pip (nbdev 2.4.7 needs fastcore>=1.8.14).
 NBDEV := nbdev==2.4.7 execnb==0.1.16 fastcore==1.8.18 ghapi==1.0.6
 
-.PHONY: install test reproduce export clean-nbs readme
+.PHONY: install test reproduce export clean-nbs readme docs
 install: $(STAMP)
 
 $(STAMP): settings.ini setup.py
@@ -33,6 +33,13 @@ test: $(STAMP)
 
 reproduce: $(STAMP)
 	$(BIN)/resm reproduce --profile mini
+
+# Library notebooks are the documentation: re-execute them in place with their outputs (as nbdev_test runs them:
+# IN_TEST=1, slow/gpu cells skipped), then strip run metadata. NBS=nbs/00_tokenizer.ipynb runs just one.
+NBS ?=
+docs: $(STAMP)
+	$(BIN)/python tools/run_docs.py $(NBS)
+	$(BIN)/nbdev_clean
 
 export: $(STAMP)
 	$(BIN)/nbdev_export

@@ -36,7 +36,18 @@ class Case:
     note: str = ""
 
 
-def sha(p:Path)->str: return hashlib.sha256(Path(p).read_bytes()).hexdigest()
+def sha(p:Path)->str:
+    "Content hash; for HDF5 stores the datasets of each group, so that a store rewritten with the same data (plus new groups) matches."
+    if Path(p).suffix != ".h5": return hashlib.sha256(Path(p).read_bytes()).hexdigest()
+    import h5py
+    with h5py.File(p, "r") as f:
+        return {g: hashlib.sha256(b"".join(f[g][k][()].tobytes() for k in sorted(f[g]))).hexdigest() for g in f}
+
+def same(p:Path, h)->bool:
+    "Is the file as it was (an HDF5 store: does it still hold every group it held, unchanged)?"
+    if not p.exists(): return False
+    now = sha(p)
+    return all(now.get(g) == v for g, v in h.items()) if isinstance(h, dict) else now == h
 def snapshot(folder:Path)->dict: return {p: sha(p) for p in sorted(Path(folder).rglob("*")) if p.is_file()}
 
 
@@ -133,7 +144,7 @@ class Templates:
 
     def _fair(self)->Path:
         from resm.model import tiny_model, export_fair_esm
-        return export_fair_esm(tiny_model(seed=3)[0], self.root/"t_fair.pt")
+        return export_fair_esm(tiny_model(seed=3)[0], self.root/"esm2_t2_fair.pt")
 
     def _probe(self)->Path:
         import numpy as np
@@ -182,7 +193,7 @@ def model_spec(draw, st, T:Templates, tmp:Path)->tuple[str, list]:
         victim = draw(st.sampled_from(["config.json", "model.pt"])); b = (d/victim).read_bytes()
         (d/victim).write_bytes(draw(st.sampled_from([b[:len(b) // 2], b"", b"{not json", b"\x00" * 10, b"[]"]))); return str(d), [d.name, victim]
     if kind == "random_arch": s = draw(st.sampled_from(["random:0x32x4", "random:2x33x4", "random:2x32x0", "random:axbxc", "random:", "random:1x8x2"])); return s, [s]
-    s = draw(st.sampled_from(["", " ", "tiny ", "TINY", "esm2_t0_0M", "\x00", "é", "../..", "-", "run:", "data:nope"])); return s, [s.strip() or s]
+    s = draw(st.sampled_from(["", " ", "tiny ", "TINY", "esm2_t0_0M", "\x00", "é", "../..", "-", "run:", "data:nope"])); return s, [s.strip() or "empty", repr(s)]
 
 
 def nasty(draw, st, good:list)->str:
@@ -191,7 +202,7 @@ def nasty(draw, st, good:list)->str:
 
 def build_embed_fold(cmd:str, draw, st, T, tmp:Path)->Case:
     _, _, _, records = strategies()
-    data, kind = fasta_bytes(draw, st, records)
+    data, kind = fasta_bytes(draw, st, records, long_line=5000)
     fa = _write(tmp/draw(st.sampled_from(["in.fa", "in.fasta", "in.fa.gz", "é in.fa"])), data)
     spec, mnames = model_spec(draw, st, T, tmp)
     out = tmp/"out"; argv = [cmd, str(fa), "--model", spec, "--out", str(out), "--quiet"]
@@ -238,7 +249,7 @@ def build_embed_fold(cmd:str, draw, st, T, tmp:Path)->Case:
 
 def build_info(draw, st, T, tmp)->Case:
     spec, names = model_spec(draw, st, T, tmp)
-    return Case("info", ["info", spec] + (["--json"] if draw(st.booleans()) else []), names=names or [spec])
+    return Case("info", ["info", spec] + (["--json"] if draw(st.booleans()) else []), names=names or [spec.strip() or "empty"])
 
 
 def manifest_yaml(draw, st, tmp)->tuple[Path, str]:
@@ -352,7 +363,7 @@ def build_finetune(sub:str, draw, st, T, tmp)->Case:
 def build_reproduce(draw, st, T, tmp)->Case:
     "Only cases that must be refused before any notebook runs (a real run takes minutes)."
     kind = draw(st.sampled_from(["only", "params", "params_type"]))
-    argv = ["reproduce", "--runs-dir", str(tmp/"runs")]
+    argv = ["reproduce", "--runs-dir", str(tmp/"runs"), "--allow-dirty"]
     if kind == "only": argv += ["--only", draw(st.sampled_from(["nope", "fig99", ",", "fig1,nope", "é", " "]))]
     elif kind == "params": argv += ["--only", "fig1", "--params", draw(st.sampled_from(["{", "[1]", "3", "\"x\"", "{\"a\": }", "\xff", "null"]))]
     else: argv += ["--only", "fig1", "--params", draw(st.sampled_from(['{"no_such_parameter": 1}', '{"seed": "abc"}', '{"seed": [1]}']))]
@@ -372,16 +383,23 @@ BUILDERS = {
 
 
 # ---------------------------------------------------------------- running and judging a case
-def run_inprocess(argv:list)->tuple:
+class CaseTimeout(BaseException): "A case ran longer than its limit (not an Exception: no command may catch it)."
+
+def _alarm(signum, frame): raise CaseTimeout()
+
+def run_inprocess(argv:list, timeout:int=120)->tuple:
     "(exit code, stdout, stderr, escaped traceback or '')."
-    import torch
+    import signal, torch
     from resm.cli import main
     threads = torch.get_num_threads(); out, err, tb = io.StringIO(), io.StringIO(), ""
+    old = signal.signal(signal.SIGALRM, _alarm); signal.alarm(timeout)
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try: rc = main(argv)
         except SystemExit as e: rc = 0 if e.code is None else (e.code if isinstance(e.code, int) else 2)
+        except CaseTimeout: rc, tb = "timeout", f"timed out after {timeout} s"
         except BaseException: rc, tb = "raised", traceback.format_exc()
+        finally: signal.alarm(0); signal.signal(signal.SIGALRM, old)
     torch.set_num_threads(threads)
     return rc, out.getvalue(), err.getvalue(), tb
 
@@ -394,6 +412,7 @@ def run_subprocess(argv:list, timeout:int=300)->tuple:
 
 def judge(case:Case, rc, err:str, tb:str, before_on_error:dict)->str:
     "'' when the case meets the contract, else what went wrong."
+    if rc == "timeout": return tb
     if tb: return "exception escaped main: " + tb.strip().splitlines()[-1]
     if "Traceback (most recent call last)" in err: return "traceback on stderr"
     if rc not in (0, 2): return f"exit code {rc}: " + next((l for l in err.splitlines() if "error" in l), err[-300:])
@@ -401,25 +420,46 @@ def judge(case:Case, rc, err:str, tb:str, before_on_error:dict)->str:
     if rc == 2:
         if len(lines) != 1: return f"{len(lines)} error lines: {err[-300:]!r}"
         line = lines[0]
-        if "argument " not in line and "invalid choice" not in line and not any(n and n in line for n in case.names) and "required" not in line:
+        tokens = [str(a) for a in case.argv[1:] if str(a).startswith("--") or (len(str(a)) > 2 and "/" not in str(a))]
+        if "argument " not in line and not any(n and (n in line or repr(n)[1:-1] in line) for n in [*case.names, *tokens]):
             return f"error line names none of {case.names[:6]}: {line[:300]!r}"
     for p, h in case.protected.items():
-        if not p.exists() or sha(p) != h: return f"finished file lost or changed: {p.name}"
+        if not same(p, h): return f"finished file lost or changed: {p.name}"
     if rc != 0:
         for p, h in before_on_error.items():
-            if not p.exists() or sha(p) != h: return f"a failed run changed {p.name}"
+            if not same(p, h): return f"a failed run changed {p.name}"
     return ""
 
 
-def fuzz(n:int, seed:int=0, commands=None, subprocess_cases:int=0, show:int=3, stop_on_failure:bool=False, log=print)->dict:
+def fixed_cases(T:Templates, tmp:Path)->list:
+    "Hand-written cases run as fresh processes: 10^6-nt lines, and damaged files a kill can leave behind."
+    big = _write(tmp/"big.fa", b">huge\n" + b"ACGU" * 250_000 + b"\n>small\nGGGAAACCC\n")
+    run = tmp/"run_trunc"; shutil.copytree(T.get("train"), run)
+    newest = sorted((run/"checkpoints").glob("*.pt"))[-1]; newest.write_bytes(newest.read_bytes()[:1000])
+    yaml_cut = _write(tmp/"cut.yaml", b"max_steps: 3\nlr: [1e-3,")
+    trunc_model = _write(tmp/"cut_model.pt", (T.get("run")/"model.pt").read_bytes()[:5000])
+    return [
+        Case("embed", ["embed", big, "--model", "tiny", "--out", tmp/"e1", "--quiet"], names=["huge", "big.fa"], note="10^6 nt, --long full"),
+        Case("embed", ["embed", big, "--model", "tiny", "--out", tmp/"e2", "--quiet", "--long", "window"], names=["big.fa"], note="10^6 nt, --long window"),
+        Case("fold", ["fold", big, "--model", "tiny", "--out", tmp/"f1", "--quiet", "--long", "window"], names=["huge", "big.fa"], note="10^6 nt"),
+        Case("train", ["train", *TRAIN_BASE, "--data", T.get("fasta"), "--max-steps", "3", "--save-every", "1", "--out", run, "--resume"],
+             names=["checkpoints", "step_", run.name], note="truncated newest checkpoint, --resume"),
+        Case("train", ["train", *TRAIN_BASE, "--data", T.get("fasta"), "--config", yaml_cut, "--out", tmp/"r2"], names=["cut.yaml"], note="truncated YAML"),
+        Case("info", ["info", trunc_model], names=["cut_model.pt"], note="truncated checkpoint"),
+        Case("export", ["export", trunc_model, tmp/"x.pt"], names=["cut_model.pt"], note="truncated checkpoint"),
+    ]
+
+
+def fuzz(n:int, seed:int=0, commands=None, subprocess_cases:int=0, show:int=3, stop_on_failure:bool=False, log=print, weights:dict|None=None)->dict:
     "Run `n` generated cases; return {command: {cases, failures, slowest, examples}}."
     from hypothesis import given, settings, Phase, HealthCheck, strategies as st, seed as hseed
     os.environ.setdefault("RESM_DATA", tempfile.mkdtemp(prefix="resm-fuzz-data-"))
     os.environ.setdefault("RESM_OUTPUT_ROOT", tempfile.mkdtemp(prefix="resm-fuzz-out-"))
+    import torch; torch.set_num_threads(1)                       # tiny models: one thread is fastest on a shared machine
     root = Path(tempfile.mkdtemp(prefix="resm-fuzz-")); T = Templates(root)
     names = [c for c in BUILDERS if not commands or c in commands or c.split()[0] in commands]
-    pool = [c for c in names for _ in range(BUILDERS[c][1])]     # weighted choice of the command
-    stats = defaultdict(lambda: dict(cases=0, failures=0, slowest=0.0, slowest_case="", examples=[]))
+    pool = [c for c in names for _ in range((weights or {}).get(c, BUILDERS[c][1]))]     # weighted choice of the command
+    stats = defaultdict(lambda: dict(cases=0, failures=0, seconds=0.0, slowest=0.0, slowest_case="", examples=[]))
     counter = {"k": 0}
 
     @hseed(seed)
@@ -439,7 +479,7 @@ def fuzz(n:int, seed:int=0, commands=None, subprocess_cases:int=0, show:int=3, s
             dt = time.perf_counter() - t0
             why = judge(case, rc, err, tb, before)
         finally: pass
-        s = stats[case.command]; s["cases"] += 1
+        s = stats[case.command]; s["cases"] += 1; s["seconds"] += dt
         if dt > s["slowest"]: s["slowest"], s["slowest_case"] = dt, " ".join(a if len(a) < 60 else a[:57] + "..." for a in map(str, case.argv[:12]))
         if why:
             s["failures"] += 1
@@ -449,16 +489,27 @@ def fuzz(n:int, seed:int=0, commands=None, subprocess_cases:int=0, show:int=3, s
         if counter["k"] % 500 == 0: log(f"  {counter['k']} cases, {sum(v['failures'] for v in stats.values())} failures")
 
     one()
+    if subprocess_cases:                                   # plus the hand-written cases, each in a fresh process
+        tmp = root/"fixed"; tmp.mkdir()
+        for case in fixed_cases(T, tmp):
+            if commands and case.command not in names: continue
+            t0 = time.perf_counter(); rc, out, err, tb = run_subprocess([str(a) for a in case.argv], timeout=600); dt = time.perf_counter() - t0
+            why = judge(case, rc, err, tb, {}); s = stats[case.command]; s["cases"] += 1; s["seconds"] += dt
+            if dt > s["slowest"]: s["slowest"], s["slowest_case"] = dt, case.note
+            if why:
+                s["failures"] += 1; s["examples"].append(dict(argv=[str(a) for a in case.argv], note=case.note, why=why, subprocess=True))
+                if stop_on_failure: raise AssertionError(f"{case.command} [{case.note}]: {why}")
     shutil.rmtree(root, ignore_errors=True)
     return dict(stats)
 
 
 def table(stats:dict)->str:
-    rows = ["| command | cases | failures | slowest case (s) |", "|---|---|---|---|"]
-    for c in BUILDERS:
-        if c in stats: s = stats[c]; rows.append(f"| `resm {c}` | {s['cases']} | {s['failures']} | {s['slowest']:.2f} |")
+    rows = ["| command | cases | failures | mean (s) | slowest case (s) |", "|---|---|---|---|---|"]
+    for c in [*BUILDERS, *sorted(set(stats) - set(BUILDERS))]:
+        if c in stats: s = stats[c]; rows.append(f"| `resm {c}` | {s['cases']} | {s['failures']} | {s['seconds'] / max(1, s['cases']):.2f} | {s['slowest']:.2f} |")
     tot = sum(s["cases"] for s in stats.values()); fails = sum(s["failures"] for s in stats.values())
-    rows.append(f"| **all** | **{tot}** | **{fails}** | {max((s['slowest'] for s in stats.values()), default=0):.2f} |")
+    mean = sum(s["seconds"] for s in stats.values()) / max(1, tot)
+    rows.append(f"| **all** | **{tot}** | **{fails}** | {mean:.2f} | {max((s['slowest'] for s in stats.values()), default=0):.2f} |")
     return "\n".join(rows)
 
 

@@ -15,6 +15,7 @@ __all__ = ['CLI_MODULES', 'info', 'build_parser', 'main']
 # %% ../nbs/99_cli.ipynb
 def info(spec:str, trust_checkpoint:bool=False)->dict:
     "Source format, architecture, size and mapping of a model spec."
+    if not str(spec).strip(): raise ValueError("the model spec is empty: give a fair-esm name, a checkpoint, a run folder or 'tiny'")
     model, tok = load_model(spec, device="cpu", trust_checkpoint=trust_checkpoint)
     m = model.resm_meta
     return dict(spec=str(spec), format=m["format"], layers=m["num_layers"], width=m["embed_dim"],

@@ -15,9 +15,10 @@ from .files import atomic_path, atomic_write_bytes, atomic_write_text
 
 # %% auto 0
 __all__ = ['STRUCTURE_SUFFIXES', 'SPLIT_FOLDERS', 'A2M_IDS', 'A2M_DIR', 'DATASETS', 'DOCUMENTED_FILES', 'PROBE_LR', 'STAND_INS',
-           'parse_st', 'parse_seq_file', 'read_structures', 'structure_files', 'read_structure_folder',
-           'check_seq_files', 'read_a2m_queries', 'dataset_path', 'dataset_file', 'load_dataset', 'with_probe_splits',
-           'dataset_csv', 'stand_in_records', 'format_st', 'format_seq_file', 'write_stand_ins']
+           'parse_st', 'parse_seq_file', 'sniff_structure_format', 'read_structures', 'structure_files',
+           'read_structure_folder', 'check_seq_files', 'read_a2m_queries', 'dataset_path', 'dataset_file',
+           'latin1_to_utf8', 'load_dataset', 'with_probe_splits', 'dataset_csv', 'stand_in_records', 'format_st',
+           'format_seq_file', 'write_stand_ins']
 
 # %% ../nbs/03b_datasets.ipynb
 def _length_header(v:str)->int|None:
@@ -79,10 +80,19 @@ def _kind(p:Path)->str:
 
 def _stem(p:Path)->str: return re.sub(r"(\.gz)$", "", p.name, flags=re.I).rsplit(".", 1)[0]
 
-def read_structures(path:str|Path # a `.st`, `.dbn`/`.db`/`.dot`, `.bpseq` or `.ct` file (optionally `.gz`)
+def sniff_structure_format(path:Path)->str:
+    "The format of a structure file without a suffix, from its first line: '.st' (#Name:/>), '.ct' (length and title) or '.bpseq'."
+    with open_text(path) as f: first = next((l.split() for l in f if l.strip() and not l.startswith("# ")), [])
+    if first and (first[0].startswith("#") or first[0].startswith(">")): return ".st"
+    if len(first) == 3 and first[0].isdigit() and first[2].lstrip("-").isdigit(): return ".bpseq"
+    if first and first[0].isdigit(): return ".ct"
+    raise ValueError(f"{path}: no suffix, and the first line is neither a bpRNA/dot-bracket header, a bpseq line nor a CT header")
+
+def read_structures(path:str|Path # a `.st`, `.dbn`/`.db`/`.dot`, `.bpseq` or `.ct` file (optionally `.gz`); no suffix: sniffed
                    )->list[RNARecord]:
     "The records of one structure file, named by the file (several records: name_1, name_2, ...)."
     p = Path(path); kind, stem = _kind(p), _stem(p)
+    if kind == "": kind, stem = sniff_structure_format(p), p.name.removesuffix(".gz")
     try:
         if kind in (".st", ".dbn", ".db", ".dot"):
             with open_text(p) as f: return parse_st(f.read(), stem, str(p))
@@ -98,8 +108,10 @@ SPLIT_FOLDERS = {"tr0": "train", "vl0": "val", "ts0": "test", "tr1": "train", "v
                  "ts3": "test", "train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
 def structure_files(folder:str|Path)->list[Path]:
-    "Structure files below `folder`, sorted, hidden files skipped."
-    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and not p.name.startswith(".") and _kind(p) in STRUCTURE_SUFFIXES)
+    "Structure files below `folder` (and suffix-less files inside TR0/VL0/TS0-style folders), sorted, hidden files skipped."
+    files = [p for p in Path(folder).rglob("*") if p.is_file() and not p.name.startswith(".")]
+    in_split = lambda p: any(q.name.lower() in SPLIT_FOLDERS for q in p.relative_to(folder).parents)
+    return sorted(p for p in files if _kind(p) in STRUCTURE_SUFFIXES or (_kind(p) == "" and in_split(p)))   # suffix-less: inside split folders only
 
 def read_structure_folder(folder:str|Path, # unpacked dataset
                           family=None      # callable(id) -> family name, or one name for every record
@@ -203,9 +215,18 @@ def dataset_file(name:str,            # manifest entry
     return found[0]
 
 # %% ../nbs/03b_datasets.ipynb
+def latin1_to_utf8(path:Path, dest:Path)->Path:
+    "Copy a (gzipped) ISO-8859-1 text file to UTF-8, line by line: Rfam.seed is written in ISO-8859-1, not UTF-8."
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="latin-1") as f, atomic_path(dest) as tmp, open(tmp, "w", encoding="utf-8") as g:
+        for line in f: g.write(line)
+    return dest
+
 def _rfam_table(path:Path)->pd.DataFrame:
-    rows = [dict(id=f"{r.family}/{r.id}", family=r.family, sequence=r.sequence, structure=r.structure or "." * len(r.sequence))
-            for r in read_stockholm(path)]
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        recs = read_stockholm(latin1_to_utf8(path, Path(d)/"Rfam.seed"))
+    rows = [dict(id=f"{r.family}/{r.id}", family=r.family, sequence=r.sequence, structure=r.structure or "." * len(r.sequence)) for r in recs]
     if not rows: raise ValueError(f"{path}: no sequences in the Stockholm file")
     df = pd.DataFrame(rows)
     return df.assign(length=df.sequence.str.len(), split="test", subset="Rfam.seed", source=path.name)
@@ -302,9 +323,14 @@ def _tar(path:Path, files:dict):
     shutil.rmtree(extract_dir(path), ignore_errors=True)
 
 def _folder(path:Path, files:dict):
-    "Write {relative path: text} below a fresh folder `path`."
-    shutil.rmtree(path, ignore_errors=True)
-    for name, text in files.items(): atomic_write_text(path/name, text)
+    "Write {relative path: text} into a temporary folder and rename it to `path`: a reader never sees half a folder."
+    import tempfile
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        for name, text in files.items(): (tmp/name).parent.mkdir(parents=True, exist_ok=True); (tmp/name).write_text(text)
+        shutil.rmtree(path, ignore_errors=True); os.replace(tmp, path)
+    finally: shutil.rmtree(tmp, ignore_errors=True)
 
 def _gz(text:str)->bytes: return gzip.compress(text.encode(), mtime=0)
 
@@ -323,7 +349,7 @@ def _stockholm(families:dict, seed:int)->str:
         recs = stand_in_records(fid, 4, seed + k, lengths=(40, 41))
         ref = recs[0].structure.replace("(", "<").replace(")", ">").replace(".", ":")
         rows = [f"{r.id}/1-{len(r.sequence)}".ljust(24) + r.sequence[:10] + "-" + r.sequence[10:] for r in recs]
-        blocks.append("\n".join(["# STOCKHOLM 1.0", f"#=GF AC   {acc}", f"#=GF ID   {fid}", "#=GF DE   stand-in family", *rows,
+        blocks.append("\n".join(["# STOCKHOLM 1.0", f"#=GF AC   {acc}", f"#=GF ID   {fid}", "#=GF DE   stand-in family", "#=GF AU   Nú\u00f1ez A", *rows,
                                  "#=GC SS_cons".ljust(24) + ref[:10] + "." + ref[10:], "//"]))
     return "\n".join(blocks) + "\n"
 
@@ -375,13 +401,15 @@ STAND_INS = {  # manifest entry -> writer(target path, seed)
     "pdb_spot_ts1": lambda p, s: _zip(p, _structure_splits("PDB", {"TR1": 6, "VL1": 3, "TS1": 3}, s,
                                                             lambda sub, r: {f"PDB_dataset/{sub}/{r.id}.bpseq": format_bpseq(r)})),
     "pdb_ts2_ts3": lambda p, s: _folder(p, _structure_splits("PDB", {"TS2": 3, "TS3": 3}, s, lambda sub, r: {f"{sub}/{r.id}.bpseq": format_bpseq(r)})),
-    "rfam_seed": lambda p, s: atomic_write_bytes(p, _gz(_stockholm({"RF00001": "5S_rRNA", "RF00005": "tRNA", "RF00010": "RNaseP_bact_a"}, s))),
+    "rfam_seed": lambda p, s: atomic_write_bytes(p, gzip.compress(_stockholm({"RF00001": "5S_rRNA", "RF00005": "tRNA", "RF00010": "RNaseP_bact_a"}, s)
+                                                                   .encode("latin-1"), mtime=0)),  # ISO-8859-1, as Rfam writes it
     "rnacentral_active": lambda p, s: atomic_write_bytes(p, _gz("".join(
         f">URS{k:010X} stand-in noncoding RNA\n{r.sequence.replace('U', 'T')}\n" for k, r in enumerate(stand_in_records("rc", 300, s), 1)))),
     "sample2019_mrl": lambda p, s: _tar(p, {"GSM3130435_egfp_unmod_1.csv.gz": _gz(_mrl_csv(80, s)),
                                             "GSM3130436_egfp_unmod_2.csv.gz": _gz(_mrl_csv(20, s + 1))}),
-    "utrlm_te_el": lambda p, s: _folder(p, {f"Data/TE_REL_Endogenous_Cao/{c}_sequence.csv": _expression_csv(40, s + k)
-                                            for k, c in enumerate(("HEK", "Muscle", "pc3"))}),
+    "utrlm_te_el": lambda p, s: _folder(p, {**{f"Data/TE_REL_Endogenous_Cao/{c}_sequence.csv": _expression_csv(40, s + k)
+                                               for k, c in enumerate(("HEK", "Muscle", "pc3"))},   # UTR-LM's Data/ also holds MRL tables,
+                                            "Data/MRL/4.1_train_data_GSM3130435_egfp_unmod_1.csv": _mrl_csv(20, s)}),  # sorted first
     "rri_rise": lambda p, s: _folder(p, {"interactions.csv": _rri_csv(6, s)}),
     "resm_datasets": lambda p, s: _folder(p, {A2M_IDS: "".join(f"{r.id}\n" for r in stand_in_records("rna", 4, s)),
                                               **{str(A2M_DIR/f"{r.id}.a2m"): f">{r.id}\n{r.sequence}\n>hit\n{r.sequence[:-3]}---\n"

@@ -5,20 +5,25 @@
 # %% ../nbs/07_embed.ipynb 3
 from __future__ import annotations
 import argparse, os, re, sys, tempfile, time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from datetime import timedelta
 from pathlib import Path
 import numpy as np
 import torch
 from Bio.SeqIO.FastaIO import SimpleFastaParser
 from tqdm.auto import tqdm
-from .files import atomic_path
-from .errors import run_command
+from .files import atomic_path, atomic_write_text
+from .errors import about, run_command, device_name, positive_int
 from .io import open_text
 from .model import load_model
-from .features import embed_records, write_attention
+from .fast import cast_model
+from .features import embed_records
 
 # %% auto 0
-__all__ = ['MANIFEST_COLUMNS', 'read_records', 'safe_name', 'save_npy', 'clean_tmp', 'Manifest', 'merge_h5', 'resolve_model',
-           'check_names', 'embed_fasta', 'add_common', 'add_cli', 'run_cli', 'main']
+__all__ = ['MANIFEST_COLUMNS', 'MAX_FULL_LENGTH', 'read_records', 'safe_name', 'save_npy', 'clean_tmp', 'Manifest', 'merge_h5',
+           'resolve_model', 'check_names', 'check_lengths', 'rank_env', 'start_ranks', 'barrier', 'rank_device',
+           'part_path', 'open_run', 'finish_run', 'embed_fasta', 'add_common', 'add_cli', 'run_cli', 'main']
 
 # %% ../nbs/07_embed.ipynb
 def _titled_records(path:Path):
@@ -81,9 +86,13 @@ class Manifest:
 
     def _read(self)->list[dict]:
         if not self.path.exists(): return []
-        lines = self.path.read_text().splitlines()
+        with about(self.path): text = self.path.read_text(encoding="utf-8")
+        lines = text.splitlines()
         if not lines: return []
+        if len(lines) == 1 and not text.endswith("\n") and "\t".join(self.columns).startswith(lines[0]):
+            self.path.unlink(); return []                                       # a header cut by a kill: start afresh
         head = lines[0].split("\t")
+        if head != self.columns: raise ValueError(f"{self.path}: damaged or foreign manifest (header {lines[0][:60]!r}); move it away or use another --out")
         return [dict(zip(head, l.split("\t"))) for l in lines[1:] if len(l.split("\t")) == len(head)]  # a torn last line is ignored
 
     @property
@@ -113,11 +122,11 @@ def merge_h5(out:Path, ids:dict)->Path|None:
     if not files: return store if store.exists() else None
     with atomic_path(store) as tmp, h5py.File(tmp, "w") as dst:
         if store.exists():
-            with h5py.File(store, "r") as src:
+            with about(store), h5py.File(store, "r") as src:
                 for k in src: src.copy(src[k], dst, name=k)
         for p in files:
             if p.stem in dst: del dst[p.stem]
-            with h5py.File(p, "r") as src:
+            with about(p), h5py.File(p, "r") as src:
                 g = dst.create_group(p.stem); g.attrs["length"] = src.attrs["length"]; g.attrs["id"] = ids.get(p.stem, p.stem)
                 for k in src: src.copy(src[k], g, name=k)
     for p in files: p.unlink()
@@ -141,6 +150,7 @@ def resolve_model(model,                  # a spec for `load_model`, or an alrea
                  )->tuple:                # (model, tok)
     "The (model, tokenizer) pair that `embed_fasta` and `resm.fold.fold_fasta` run, from a spec or a loaded pair."
     if isinstance(model, tuple): return model[0].to(device if device != "auto" else next(model[0].parameters()).device), model[1]
+    if not str(model).strip(): raise ValueError("--model is empty: give a fair-esm name, a checkpoint, a run folder or 'tiny'")
     return load_model(model, device=device, trust_checkpoint=trust_checkpoint)
 
 def check_names(records # (id, sequence) pairs
@@ -154,16 +164,102 @@ def check_names(records # (id, sequence) pairs
     return names
 
 # %% ../nbs/07_embed.ipynb
+MAX_FULL_LENGTH = 100_000   # nt; longer records need --long window
+
+def check_lengths(records,              # (id, sequence) pairs
+                  long:str="full",      # "full" or "window"
+                  attention_bytes:int=0,# bytes per attention value on disk (0: no attention maps)
+                  maps_per_record:int=0,# layers·heads
+                  out:str|Path="."      # output folder (its free space is checked)
+                 ):
+    "Refuse records that cannot be done: too long for full attention, or attention maps larger than the free disk space."
+    if long == "full":
+        for rid, s in records:
+            if len(s) > MAX_FULL_LENGTH:
+                raise ValueError(f"record {rid!r} is {len(s):,} nt, longer than {MAX_FULL_LENGTH:,}: with --long full every position "
+                                 "attends to every other (time grows as L²); use --long window")
+    if attention_bytes:
+        import shutil
+        need = sum(maps_per_record * len(s) ** 2 * attention_bytes for _, s in records)
+        where = next(p for p in [Path(out).absolute(), *Path(out).absolute().parents] if p.exists())
+        free = shutil.disk_usage(where).free
+        if need > free: raise ValueError(f"--attention needs {need / 2**30:,.1f} GiB on disk for these records but {out} has {free / 2**30:,.1f} GiB free")
+
+# %% ../nbs/07_embed.ipynb
+def rank_env()->tuple[int, int]:
+    "(rank, world size) from torchrun's environment; (0, 1) in a plain run."
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+def start_ranks()->tuple[int, int]:
+    "Under torchrun, join the process group (gloo, barriers only) and return (rank, world size)."
+    rank, world = rank_env()
+    if world > 1:
+        import torch.distributed as dist
+        if not dist.is_initialized(): dist.init_process_group("gloo", timeout=timedelta(days=1))
+    return rank, world
+
+def barrier():
+    "Wait for every rank; nothing in a plain run."
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized(): dist.barrier()
+
+def rank_device(device:str, world:int)->str:
+    "The device of this rank: under torchrun with CUDA, the GPU of `LOCAL_RANK`."
+    if world > 1 and device in ("auto", "cuda") and torch.cuda.is_available(): return f"cuda:{os.environ.get('LOCAL_RANK', 0)}"
+    return device
+
+# %% ../nbs/07_embed.ipynb
+def part_path(path:Path, rank:int)->Path:
+    "The part manifest of `rank` beside `path`: manifest.rank<r>.tsv."
+    return path.with_name(f"{path.stem}.rank{rank}{path.suffix}")
+
+def _parts(path:Path)->list[Path]: return sorted(path.parent.glob(f"{path.stem}.rank*{path.suffix}"))
+
+def open_run(out:Path, columns:list, settings:dict, records, rank:int=0, world:int=1)->tuple:
+    "Start a run in `out` (rank 0 cleans, then all wait): (this rank's Manifest, records not finished in any manifest)."
+    out.mkdir(parents=True, exist_ok=True)
+    if rank == 0: clean_tmp(out)
+    barrier()
+    path = out/"manifest.tsv"
+    done = set().union(*(Manifest(p, columns, settings).done for p in [path, *_parts(path)]))
+    man = Manifest(part_path(path, rank) if world > 1 else path, columns, settings)
+    return man, [(r, s) for r, s in records if r not in done]
+
+def finish_run(out:Path, columns:list, settings:dict, rank:int=0, then=None):
+    "Wait for every rank; rank 0 folds the part manifests into manifest.tsv (atomically, each id once) and calls `then()`."
+    barrier()
+    if rank != 0: return
+    path, parts = out/"manifest.tsv", _parts(out/"manifest.tsv")
+    if parts:
+        rows = {r["id"]: r for r in Manifest(path, columns, settings).rows}
+        for p in parts: rows.update({r["id"]: r for r in Manifest(p, columns, settings).rows if r["id"] not in rows})
+        atomic_write_text(path, "".join("\t".join(l) + "\n" for l in [columns, *([r[c] for c in columns] for r in rows.values())]))
+        for p in parts: p.unlink()
+    if then is not None: then()
+
+# %% ../nbs/07_embed.ipynb
+def _map_files(out:Path, H:int, dtype):
+    "open(id, L) -> a (H, L, L) memory-mapped .npy being written; close(id) -> its file name, renamed into place."
+    stacks = {}
+    def open_(rid, L):
+        st = ExitStack(); tmp = st.enter_context(atomic_path(out/f"{safe_name(rid)}_atp.npy"))
+        stacks[rid] = (st, np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(H, L, L)))
+        return stacks[rid][1]
+    def close(rid)->str:
+        st, arr = stacks.pop(rid); arr.flush(); del arr; st.close()
+        return f"{safe_name(rid)}_atp.npy"
+    return open_, close
+
 def embed_fasta(fasta:str|Path,          # input FASTA
-                model,                   # model spec for `load_model`, or a (model, tok) pair
+                model,                   # model spec for `load_model`, or a (model, tok) pair (never changed)
                 out:str|Path,            # output folder
                 layers=None,             # layers to save (default: the last, after the final LayerNorm)
                 pooled:bool=False,       # also save mean-pooled vectors
                 fmt:str="npy",           # "npy" (files per record) or "h5" (one store)
-                attention:bool=False,    # also save attention maps (layers·heads, L, L)
+                attention:bool=False,    # also save attention maps (layers·heads, L, L), from the same forward pass
                 attention_dtype:str="fp32", # "fp32" or "fp16" for the attention files
                 batch_tokens:int=4096,   # padded tokens per batch
-                dtype:str="fp32",        # "fp32", "bf16" or "fp16"
+                dtype:str="fp32",        # "fp32", "bf16" or "fp16" (weights cast once)
                 device:str="auto",       # "auto", "cpu", "cuda"
                 long:str="full",         # "full" or "window"
                 window:int=1022,         # window length for long="window"
@@ -171,37 +267,39 @@ def embed_fasta(fasta:str|Path,          # input FASTA
                 progress:bool=True,      # show a tqdm progress bar
                 trust_checkpoint:bool=False # allow unpickling arbitrary checkpoint objects
                )->dict:                  # summary: done, skipped (already finished), total, out
-    "Embeddings (and optionally attention maps) of every record of a FASTA file, resumably."
+    "Embeddings (and optionally attention maps) of every record of a FASTA file, resumably; sharded under torchrun."
     if fmt not in ("npy", "h5"): raise ValueError(f"format must be 'npy' or 'h5', got {fmt!r}")
     if attention and long != "full": raise ValueError("--attention needs --long full (attention maps are not stitched across windows)")
     if attention_dtype not in ("fp32", "fp16"): raise ValueError(f"attention dtype must be fp32 or fp16, got {attention_dtype!r}")
-    m, tok = resolve_model(model, device, trust_checkpoint)
-    records = read_records(fasta, tok, on_invalid)              # everything is checked before any compute
-    names = check_names(records)
-    out = Path(out); out.mkdir(parents=True, exist_ok=True); clean_tmp(out)
+    rank, world = start_ranks()
+    m, tok = resolve_model(model, rank_device(device, world), trust_checkpoint)
+    with about(fasta):                                           # everything is checked before any compute
+        records = read_records(fasta, tok, on_invalid); names = check_names(records)
+    check_lengths(records, long, (2 if attention_dtype == "fp16" else 4) * attention, m.num_layers * m.attention_heads, out)
+    out = Path(out)
     settings = dict(model=getattr(m, "resm_meta", {}).get("spec", "custom"), mapping=tok.mapping_name, dtype=dtype,
                     long=long if long == "full" else f"window{window}", layers="default" if layers is None else ",".join(map(str, layers)), format=fmt)
-    man = Manifest(out/"manifest.tsv", MANIFEST_COLUMNS, settings)
-    todo = [(r, s) for r, s in records if r not in man.done]
-    bar = tqdm(total=sum(len(s) for _, s in todo), unit="nt", disable=not progress, desc="embed")
-    for rid, reps in embed_records(m, tok, todo, layers, batch_tokens, dtype, long, window, progress=bar.update):
+    man, todo = open_run(out, MANIFEST_COLUMNS, settings, records, rank, world)
+    m = cast_model(m, dtype)                                    # once for the run (a copy when a cast is needed)
+    open_maps, close_maps = _map_files(out, m.num_layers * m.attention_heads, np.float16 if attention_dtype == "fp16" else np.float32)
+    def finish(rid, reps):                                      # runs in the writer thread, in record order
         name, L = safe_name(rid), len(reps[next(iter(reps))])
         arrays = _outputs(rid, reps, layers is None, pooled)
         if fmt == "h5": _write_h5_part(out/".h5parts", name, arrays, L); files = "embeddings.h5"
         else: files = ",".join(save_npy(out/f"{name}_{k}.npy", v).name for k, v in arrays.items())
-        if attention: files += "," + _save_attention(m, tok, dict(todo)[rid], out/f"{name}_atp.npy", attention_dtype, dtype).name
+        if attention: files += "," + close_maps(rid)
         man.add(id=rid, length=L, files=files)
+    bar = tqdm(total=sum(len(s) for _, s in todo), unit="nt", disable=not progress, desc="embed")
+    with ThreadPoolExecutor(1) as pool:                         # files are written while the next batch computes
+        futs = []
+        for rid, reps in embed_records(m, tok, todo, layers, batch_tokens, dtype, long, window, progress=bar.update,
+                                       attention=open_maps if attention else None, shard=(rank, world)):
+            futs.append(pool.submit(finish, rid, reps))
+            while futs and (futs[0].done() or len(futs) > 8): futs.pop(0).result()   # a write error stops the run
+        for fu in futs: fu.result()
     bar.close()
-    if fmt == "h5": merge_h5(out, names)
+    finish_run(out, MANIFEST_COLUMNS, settings, rank, (lambda: merge_h5(out, names)) if fmt == "h5" else None)
     return dict(done=len(todo), skipped=len(records) - len(todo), total=len(records), out=str(out))
-
-def _save_attention(model, tok, seq, path:Path, attention_dtype, dtype)->Path:
-    "Attention maps written layer by layer into a memory-mapped .npy, then renamed into place."
-    H, L = model.num_layers * model.attention_heads, len(seq)
-    with atomic_path(path) as tmp:
-        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16 if attention_dtype == "fp16" else np.float32, shape=(H, L, L))
-        write_attention(model, tok, seq, arr, dtype=dtype); arr.flush(); del arr
-    return path
 
 # %% ../nbs/07_embed.ipynb
 def add_common(p, precision:bool=True):
@@ -210,9 +308,9 @@ def add_common(p, precision:bool=True):
     p.add_argument("--model", required=True, help="fair-esm name, checkpoint path, run directory, or 'tiny'")
     p.add_argument("--out", required=True, help="output folder (created; reruns resume)")
     p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"], help="forward-pass precision")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--device", default="auto", type=device_name, help="auto, cpu or cuda")
     p.add_argument("--long", default="full", choices=["full", "window"], help="long sequences: whole (rotary) or overlapping windows")
-    p.add_argument("--window", type=int, default=1022, help="window length for --long window")
+    p.add_argument("--window", type=positive_int, default=1022, help="window length for --long window")
     p.add_argument("--on-invalid", default="error", choices=["error", "skip"], help="bad records: stop before any work, or log and skip")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--trust-checkpoint", action="store_true", help="allow unpickling arbitrary objects (trusted files only)")
@@ -234,7 +332,7 @@ def add_cli(sub):
     p.add_argument("--format", default="npy", choices=["npy", "h5"], help="npy files per record, or one HDF5 store")
     p.add_argument("--attention", action="store_true", help="also save attention maps (layers·heads, L, L)")
     p.add_argument("--attention-dtype", default="fp32", choices=["fp32", "fp16"])
-    p.add_argument("--batch-tokens", type=int, default=4096, help="padded tokens per batch")
+    p.add_argument("--batch-tokens", type=positive_int, default=4096, help="padded tokens per batch")
     p.set_defaults(func=_run_embed)
     return p
 

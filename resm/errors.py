@@ -4,10 +4,14 @@
 
 # %% ../nbs/00b_errors.ipynb 3
 from __future__ import annotations
-import os, pickle, sys, traceback, zipfile
+import argparse, math, os, pickle, sys, traceback, zipfile
+from contextlib import contextmanager
+from pathlib import Path
 
 # %% auto 0
-__all__ = ['EXIT_OK', 'EXIT_BUG', 'EXIT_INPUT', 'EXIT_INTERRUPTED', 'input_errors', 'error_line', 'run_command']
+__all__ = ['EXIT_OK', 'EXIT_BUG', 'EXIT_INPUT', 'EXIT_INTERRUPTED', 'positive_int', 'nonnegative_int', 'probability',
+           'positive_float', 'input_errors', 'error_line', 'run_command', 'InputError', 'about', 'naming_inputs',
+           'device_name']
 
 # %% ../nbs/00b_errors.ipynb
 EXIT_OK, EXIT_BUG, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -40,3 +44,52 @@ def run_command(func,        # callable(args) -> exit code or None
         print(f"{prog}: internal error: {type(e).__name__}: {' '.join(str(e).split())} "
               "(a bug in resm; rerun with RESM_TRACEBACK=1 and report it)", file=sys.stderr)
         return EXIT_BUG
+
+# %% ../nbs/00b_errors.ipynb
+class InputError(ValueError):
+    "An input error whose message names the file it is about."
+
+@contextmanager
+def about(path,         # the file (or folder, or flag) the block reads
+          *others,       # other inputs of the block: a message naming one of them is left alone too
+          also:tuple=()  # more exception types that mean a malformed file here (e.g. KeyError for a missing field)
+         ):
+    "Re-raise input errors from the block as `InputError('PATH: message')` when the message names none of the inputs."
+    try: yield
+    except (*input_errors(), *also) as e:
+        msg = str(e)
+        for q in (path, *others):
+            if q is None or not str(q).strip(): continue
+            q = str(q)
+            if q in msg or (Path(q).name and Path(q).name in msg): raise
+        raise InputError(f"{path}: {' '.join(msg.split()) or type(e).__name__}") from e
+
+def naming_inputs(func,        # a command's `func(args)`
+                  *dests:str   # argument names of its inputs, the first one blamed when a message names none
+                 ):
+    "Wrap a command so that input errors name one of its input files (see `about`)."
+    def run(args):
+        with about(*(getattr(args, d, None) for d in dests)): return func(args)
+    run.__name__ = run.__qualname__ = getattr(func, "__name__", "run"); run.__wrapped__ = func
+    return run
+
+# %% ../nbs/00b_errors.ipynb
+def _number(kind, ok, want):
+    def parse(s:str):
+        try: v = kind(s)
+        except (TypeError, ValueError): raise argparse.ArgumentTypeError(f"{s!r} is not a number") from None
+        if not ok(v): raise argparse.ArgumentTypeError(f"{s!r} must be {want}")
+        return v
+    parse.__name__ = want
+    return parse
+
+positive_int = _number(int, lambda v: v >= 1, "a whole number >= 1")
+nonnegative_int = _number(int, lambda v: v >= 0, "a whole number >= 0")
+probability = _number(float, lambda v: 0 <= v <= 1, "a number between 0 and 1")
+positive_float = _number(float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
+
+def device_name(s:str)->str:
+    "An argparse type for `--device`: auto, cpu, cuda, cuda:N or mps."
+    import re
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", s): raise argparse.ArgumentTypeError(f"{s!r} is not a device: use auto, cpu, cuda, cuda:N or mps")
+    return s

@@ -6,12 +6,16 @@
 from __future__ import annotations
 import argparse
 from . import zeroshot_ss, zeroshot_cls, zeroshot_rri, fitness
+from .errors import naming_inputs, positive_int, nonnegative_int, device_name
 
 # %% auto 0
-__all__ = ['EVAL_MODULES', 'add_cli']
+__all__ = ['EVAL_MODULES', 'COUNT_TYPES', 'add_cli']
 
 # %% ../nbs/09z_eval_cli.ipynb
 EVAL_MODULES = (zeroshot_ss, zeroshot_cls, zeroshot_rri, fitness)
+COUNT_TYPES = {"max_seqs": nonnegative_int, "n_lr": nonnegative_int, "n_val": positive_int, "frag": positive_int,  # 0 = no cap where allowed
+               "max_per_family": nonnegative_int, "n_freq": positive_int, "batch_size": positive_int, "n_wt": positive_int,
+               "max_len": positive_int, "max_variants": positive_int, "num_threads": nonnegative_int, "device": device_name}
 
 def add_cli(sub # the top-level `resm` subparsers
            ):   # the `eval` parser
@@ -19,5 +23,9 @@ def add_cli(sub # the top-level `resm` subparsers
     p = sub.add_parser("eval", help="zero-shot evaluations: zeroshot-ss, zeroshot-cls, zeroshot-rri, fitness")
     esub = p.add_subparsers(dest="eval_command", metavar="PROTOCOL")
     for m in EVAL_MODULES: m.add_cli(esub)
+    for q in esub.choices.values():     # counts are checked by the parser; input errors name the file
+        for a in q._actions:
+            if a.dest in COUNT_TYPES: a.type = COUNT_TYPES[a.dest]
+        q.set_defaults(func=naming_inputs(q.get_default("func"), "data", "model", "wt", "probe", "out"))
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
     return p

@@ -84,7 +84,7 @@ def attention_probs(attn,                   # a fair-esm MultiheadAttention
     return w.masked_fill(q_pad[:, None, :, None], 0.0)                                 # padded query rows are 0, as in fair-esm
 
 # %% ../nbs/01a_fast.ipynb
-def _block_rows(H:int, T:int, row_chunk:int|None, budget:int=64 * 2**20)->int:
+def _block_rows(H:int, T:int, row_chunk:int|None, budget:int=8 * 2**20)->int:
     "Query rows per block: `row_chunk`, or as many as fit `budget` bytes of float32 probabilities."
     return row_chunk or max(1, budget // (4 * H * T))
 
@@ -92,13 +92,13 @@ def explicit_attention(attn,                   # a fair-esm MultiheadAttention
                        x:torch.Tensor,         # (B, T, D) normalised input
                        key_padding_mask=None,  # (B, T) True at padding, or None
                        fn=None,                # called as fn(rows, probs (B, h, r, T) float32) for each block of query rows
-                       row_chunk:int|None=None, # query rows per block (default: ~64 MB of probabilities)
+                       row_chunk:int|None=None, # query rows per block (default: ~8 MB of probabilities, cache-sized)
                        heads=None              # head indices whose maps `fn` sees (None: all, and they make the output)
                       )->torch.Tensor:         # (B, T, D)
     "fair-esm self-attention with explicit float32 probabilities, one block of query rows at a time."
     B, T, D = x.shape
     q, k, v = qkv(attn, x)                                                     # (B, H, T, hd)
-    reuse = heads is None
+    reuse = heads is None or len(heads) == attn.num_heads and list(heads) == list(range(attn.num_heads))
     if not reuse:
         out = sdpa_attention(attn, x, key_padding_mask)
         if len(heads) == 0: return out
@@ -110,10 +110,11 @@ def explicit_attention(attn,                   # a fair-esm MultiheadAttention
         rows = slice(a, min(a + r, T))
         w = torch.matmul(q[:, :, rows].float(), kt)                            # (B, h, r, T)
         if key_padding_mask is not None: w = w.masked_fill(key_padding_mask[:, None, None, :], float("-inf"))
-        p = w.softmax(-1)
+        w -= w.amax(-1, keepdim=True); w.exp_(); w *= w.sum(-1, keepdim=True).reciprocal_()  # softmax in place
+        p = w
         if fn is not None:                                                     # padded query rows are 0, as in fair-esm's maps
             fn(rows, p if key_padding_mask is None else p.masked_fill(key_padding_mask[:, None, rows, None], 0.0))
-        if reuse: torch.matmul(p, vf, out=o[:, :, rows])                       # (B, H, r, hd)
+        if reuse: o[:, :, rows] = torch.matmul(p, vf)                          # (B, H, r, hd); matmul(out=slice) is slow
     if not reuse: return out
     return attn.out_proj(o.to(x.dtype).transpose(1, 2).reshape(B, T, D))
 

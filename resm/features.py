@@ -4,14 +4,14 @@
 
 # %% ../nbs/04_features.ipynb 2
 from __future__ import annotations
-import contextlib, math
+import math
 import numpy as np
 import torch
-from .fast import fast_forward, qkv
+from .fast import fast_forward, cast_model
 
 # %% auto 0
 __all__ = ['attention_maps', 'symmetrize', 'apc', 'window_starts', 'pair_logits', 'write_attention', 'length_batches',
-           'embed_records']
+           'shard_sizes', 'embed_records']
 
 # %% ../nbs/04_features.ipynb
 def _tokens(model, tok, seq:str, id:str|None=None)->torch.Tensor:
@@ -39,45 +39,33 @@ def apc(x:torch.Tensor # (..., L, L)
     return x - x.sum(-1, keepdim=True) * x.sum(-2, keepdim=True) / x.sum((-1, -2), keepdim=True)
 
 # %% ../nbs/04_features.ipynb
-def _row_chunk(H:int, T:int, row_chunk:int|None, budget:int=256 * 2**20)->int:
-    "Query rows per block: the given number, or as many as fit `budget` bytes of float32 probabilities."
-    return row_chunk or max(1, budget // (4 * H * T))
-
-def _probs(q, k, rows:slice)->torch.Tensor:
-    "Softmax attention probabilities for a block of query rows: (B, H, r, T) float32 (as `resm.fast.attention_probs`)."
-    return torch.matmul(q[:, :, rows].float(), k.float().transpose(-1, -2)).softmax(-1)
-
-def _autocast(dtype:str, device):
-    "Context for the forward pass in `dtype` (fp32: no autocast)."
-    if dtype == "fp32": return contextlib.nullcontext()
-    dt = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(dtype)
-    if dt is None: raise ValueError(f"dtype must be fp32, bf16 or fp16, got {dtype!r}")
-    return torch.autocast(torch.device(device).type, dtype=dt)
-
-def _stream_attention(model, toks, fn, row_chunk=None, dtype="fp32"):
-    "Run the fast forward on one unpadded sequence, calling fn(layer, rows, probs (H, r, T)) for every block of query rows."
-    def hook(i, attn, h, kpm):
-        q, k, _ = qkv(attn, h); T = q.shape[2]
-        r = _row_chunk(q.shape[1], T, row_chunk)
-        for a in range(0, T, r): fn(i, slice(a, min(a + r, T)), _probs(q, k, slice(a, min(a + r, T)))[0])
-    with torch.no_grad(), _autocast(dtype, toks.device): fast_forward(model, toks, need_logits=False, attn_hook=hook)
+def _stream_attention(model, toks, fn, row_chunk=None, dtype="fp32", heads=None, repr_layers=()):
+    "One forward pass of one unpadded sequence calling fn(layer, rows, probs (h, r, T)) for every block of query rows; returns its representations."
+    m = cast_model(model, dtype)                      # weights cast once (a copy; `model` is not changed)
+    upto = None if heads is None else max((i + 1 for i, h in enumerate(heads) if len(h)), default=0)  # later layers are not needed
+    with torch.no_grad():
+        return fast_forward(m, toks, repr_layers=repr_layers, need_logits=False, probs_fn=lambda i, rows, p: fn(i, rows, p[0]),
+                            row_chunk=row_chunk, heads=heads, upto=upto)["representations"]
 
 # %% ../nbs/04_features.ipynb
 def _pair_logits_full(model, tok, seq, weight, bias, row_chunk=None, dtype="fp32"):
-    toks = _tokens(model, tok, seq); L = toks.shape[1] - 2; H = model.attention_heads
-    w = torch.as_tensor(weight, dtype=torch.float32, device=toks.device).view(model.num_layers, H)  # (layers, H)
-    S = torch.zeros(L, L, device=toks.device)                                    # Σ w·A over layers and heads
-    R = torch.zeros(model.num_layers, H, L, device=toks.device)                  # per-head row + column sums
-    def acc(i, rows, p):                                                         # p: (H, r, T)
+    toks = _tokens(model, tok, seq); L = toks.shape[1] - 2; T, dev = L + 2, toks.device
+    w = torch.as_tensor(weight, dtype=torch.float32, device=dev).view(model.num_layers, model.attention_heads)  # (layers, H)
+    heads = [torch.nonzero(w[i]).flatten().tolist() for i in range(model.num_layers)]   # a zero weight needs no map
+    S = torch.zeros(L, L, device=dev)                                            # Σ w·A over layers and heads
+    R = [torch.zeros(len(h), L, device=dev) for h in heads]                      # per weighted head: row + column sums
+    def acc(i, rows, p):                                                         # p: (h, r, T), the weighted heads of layer i
         lo, hi = max(rows.start, 1), min(rows.stop, L + 1)
         if lo >= hi: return
-        a = p[:, lo - rows.start:hi - rows.start, 1:L+1]                          # (H, r', L) residues only
-        S[lo-1:hi-1] += torch.einsum("h,hrl->rl", w[i], a)
-        R[i, :, lo-1:hi-1] += a.sum(-1); R[i] += a.sum(1)
-    _stream_attention(model, toks, acc, row_chunk, dtype)
-    R = R.flatten(0, 1); coef = w.flatten() / R.sum(-1)                          # (layers*H,)
+        a, b = lo - rows.start, hi - rows.start                                  # residue rows of this block
+        ws = torch.matmul(w[i, heads[i]], p.flatten(1)).view(p.shape[1], T)     # (r, T) Σ_h w_h p_h
+        S[lo-1:hi-1] += ws[a:b, 1:L+1]
+        R[i][:, lo-1:hi-1] += 1 - p[:, a:b, 0] - p[:, a:b, L+1]                  # residue row sums: rows sum to 1
+        R[i] += p[:, a:b, 1:L+1].sum(1)                                          # residue column sums (h, L)
+    _stream_attention(model, toks, acc, row_chunk, dtype, heads=heads)
+    Rall = torch.cat(R); coef = torch.cat([w[i, h] for i, h in enumerate(heads)]) / Rall.sum(-1)  # (n_weighted,)
     out = S.T.clone(); out += S
-    out.addmm_((R * coef[:, None]).T, R, alpha=-1)
+    if len(Rall): out.addmm_((Rall * coef[:, None]).T, Rall, alpha=-1)
     del S
     return out.add_(float(bias)).cpu()                                           # in place: a few (L, L) matrices at most
 
@@ -111,6 +99,13 @@ def pair_logits(model,              # fair-esm ESM2
     return (tot / cnt).masked_fill(cnt == 0, float("-inf"))
 
 # %% ../nbs/04_features.ipynb
+def _map_writer(out, L:int, H:int):
+    "fn(layer, rows, probs (H, r, T)) that copies the residue part of each block into `out` (layers·heads, L, L)."
+    def put(i, rows, p):
+        lo, hi = max(rows.start, 1), min(rows.stop, L + 1)
+        if lo < hi: out[i*H:(i+1)*H, lo-1:hi-1] = p[:, lo - rows.start:hi - rows.start, 1:L+1].cpu().numpy()
+    return put
+
 def write_attention(model,         # fair-esm ESM2
                     tok,           # RNATokenizer
                     seq:str,       # RNA sequence
@@ -121,10 +116,7 @@ def write_attention(model,         # fair-esm ESM2
     "Fill `out` with the attention maps of `seq` (authors' layout), BOS/EOS stripped, layer by layer."
     toks = _tokens(model, tok, seq); L = toks.shape[1] - 2; H = model.attention_heads
     if tuple(out.shape) != (model.num_layers * H, L, L): raise ValueError(f"out has shape {tuple(out.shape)}, expected {(model.num_layers * H, L, L)}")
-    def put(i, rows, p):
-        lo, hi = max(rows.start, 1), min(rows.stop, L + 1)
-        if lo < hi: out[i*H:(i+1)*H, lo-1:hi-1] = p[:, lo - rows.start:hi - rows.start, 1:L+1].cpu().numpy()
-    _stream_attention(model, toks, put, row_chunk, dtype)
+    _stream_attention(model, toks, _map_writer(out, L, H), row_chunk, dtype)
     return out
 
 # %% ../nbs/04_features.ipynb
@@ -138,6 +130,15 @@ def length_batches(lengths,            # sequence lengths (residues)
         if cur and (len(cur) + 1) * (lengths[cur[0]] + 2) > batch_tokens: batches.append(cur); cur = []
         cur.append(k)
     return batches + ([cur] if cur else [])
+
+def shard_sizes(sizes,      # cost of each work item
+                world:int   # number of shards (ranks)
+               )->list[int]: # shard of each item
+    "Disjoint, balanced shards: the largest item first, each to the shard with the least total so far (ties: lowest rank)."
+    load, out = [0.0] * world, [0] * len(sizes)
+    for k in sorted(range(len(sizes)), key=lambda k: -sizes[k]):
+        r = min(range(world), key=lambda r: load[r]); out[k] = r; load[r] += sizes[k]
+    return out
 
 # %% ../nbs/04_features.ipynb
 def _pieces(records, long:str, window:int):
@@ -170,27 +171,55 @@ def _resolve_layers(model, layers)->list[int]:
     if bad: raise ValueError(f"layers {bad} out of range for a model with {model.num_layers} layers (0..{model.num_layers}, or negative)")
     return out
 
+def _plan(pieces, batch_tokens:int, long:str, shard:tuple)->list[list[int]]:
+    "This rank's batches of piece indices: whole batches are sharded, or whole records with their windows for long='window'."
+    rank, world = shard
+    if long == "window" and world > 1:                         # a record's windows stay on one rank, to be stitched there
+        ids = list(dict.fromkeys(p[0] for p in pieces)); tot = {r: 0 for r in ids}
+        for p in pieces: tot[p[0]] += len(p[2])
+        mine = {r for r, s in zip(ids, shard_sizes([tot[r] for r in ids], world)) if s == rank}
+        keep = [k for k, p in enumerate(pieces) if p[0] in mine]
+        return [[keep[k] for k in b] for b in length_batches([len(pieces[k][2]) for k in keep], batch_tokens)]
+    batches = length_batches([len(p[2]) for p in pieces], batch_tokens)
+    cost = [len(b) * (len(pieces[b[0]][2]) + 2) for b in batches]   # padded tokens
+    return [b for b, s in zip(batches, shard_sizes(cost, world)) if s == rank]
+
+def _embed_with_maps(m, tok, records, layers, dtype, attention, progress):
+    "One record at a time: embeddings and the maps written by `attention(id, L)` from the same forward pass."
+    for rid, seq in records:
+        toks = _tokens(m, tok, seq, rid); L = len(seq)
+        reps = _stream_attention(m, toks, _map_writer(attention(rid, L), L, m.attention_heads), dtype=dtype, repr_layers=layers)
+        if progress: progress(L)
+        yield rid, {l: reps[l][0, 1:L+1].float().cpu().numpy() for l in layers}
+
 def embed_records(model,               # fair-esm ESM2
                   tok,                 # RNATokenizer
                   records,             # list of (id, seq)
                   layers=None,         # layers to return (default: the last, after the final LayerNorm)
                   batch_tokens:int=4096, # padded tokens per batch
-                  dtype:str="fp32",    # "fp32", "bf16" or "fp16" (autocast)
+                  dtype:str="fp32",    # "fp32", "bf16" or "fp16" (weights cast once; `model` is not changed)
                   long:str="full",     # "full" (whole sequence, rotary) or "window"
                   window:int=1022,     # window length for long="window"
-                  progress=None        # optional callable(n_residues_done) for progress bars
+                  progress=None,       # optional callable(n_residues_done) for progress bars
+                  attention=None,      # callable(id, L) -> (layers·heads, L, L) array to fill with the maps (same pass)
+                  shard:tuple=(0, 1)   # (rank, world): this rank's share of the batches
                  ):                    # yields (id, {layer: (L, D) float32 np.ndarray})
     "Per-nucleotide embeddings of many records, batched by length on the fast path."
-    layers, records = _resolve_layers(model, layers), list(records)
+    layers, records, m = _resolve_layers(model, layers), list(records), cast_model(model, dtype)
+    if attention is not None:
+        if long != "full": raise ValueError("attention maps need long='full' (they are not stitched across windows)")
+        plan = _plan([(r, 0, s) for r, s in records], 0, long, shard)             # batch budget 0: one record per batch
+        yield from _embed_with_maps(m, tok, [records[b[0]] for b in plan], layers, dtype, attention, progress); return
     lengths = {rid: len(seq) for rid, seq in records}
-    pieces, dev, pending = _pieces(records, long, window), next(model.parameters()).device, {}
-    for batch in length_batches([len(p[2]) for p in pieces], batch_tokens):
+    pieces, dev, pending = _pieces(records, long, window), next(m.parameters()).device, {}
+    for batch in _plan(pieces, batch_tokens, long, shard):
         _, toks, lens = tok.batch([(pieces[k][0], pieces[k][2]) for k in batch])
-        with torch.no_grad(), _autocast(dtype, dev):
-            reps = fast_forward(model, toks.to(dev), repr_layers=layers, need_logits=False)["representations"]
+        with torch.no_grad():
+            reps = fast_forward(m, toks.to(dev), repr_layers=layers, need_logits=False)["representations"]
+        reps = {l: reps[l].float().cpu().numpy() for l in layers}                # one transfer per batch
         for b, k in enumerate(batch):
             rid, start, s = pieces[k]; n = int(lens[b])
-            pending.setdefault(rid, {})[start] = {l: reps[l][b, 1:n+1].float().cpu().numpy() for l in layers}  # (n, D)
+            pending.setdefault(rid, {})[start] = {l: reps[l][b, 1:n+1].copy() for l in layers}  # (n, D)
             if progress: progress(n)
             L = lengths[rid]
             if len(pending[rid]) == len(window_starts(L, window) if long == "window" else [0]):

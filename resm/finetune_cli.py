@@ -5,6 +5,7 @@
 # %% ../nbs/10b_finetune_cli.ipynb 2
 from __future__ import annotations
 import argparse, json
+from .errors import naming_inputs, positive_int, nonnegative_int, positive_float, device_name
 from .finetune_ss import finetune_ss
 from .finetune_reg import finetune_reg
 
@@ -16,12 +17,12 @@ def _common(p:argparse.ArgumentParser, data_help:str):
     p.add_argument("--model", default="tiny", help="backbone: fair-esm name, checkpoint, run directory, or 'tiny'")
     p.add_argument("--data", default="mini", help=data_help)
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--max-steps", type=int, default=200, help="optimizer steps")
-    p.add_argument("--seed", type=int, default=0, help="one seed for init, data order and crops")
+    p.add_argument("--max-steps", type=nonnegative_int, default=200, help="optimizer steps")
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="one seed for init, data order and crops")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
-    p.add_argument("--batch-size", type=int, default=None, help="sequences (ss: crops) per step")
-    p.add_argument("--lr", type=float, default=None, help="peak learning rate")
-    p.add_argument("--device", default="cpu", help="cpu | cuda | auto")
+    p.add_argument("--batch-size", type=positive_int, default=None, help="sequences (ss: crops) per step")
+    p.add_argument("--lr", type=positive_float, default=None, help="peak learning rate")
+    p.add_argument("--device", default="cpu", type=device_name, help="cpu | cuda | auto")
     p.add_argument("--trust-checkpoint", action="store_true", help="allow unpickling arbitrary objects (trusted files only)")
 
 def _summary(m:dict)->str:
@@ -56,17 +57,17 @@ def add_cli(sub # the `_SubParsersAction` of the main `resm` parser
     gs = g.add_subparsers(dest="task", metavar="TASK", required=True)
     p = gs.add_parser("ss", help="secondary-structure head (2-D ResNet over attention maps); ViennaRNA baseline")
     _common(p, "mini (bundled mini-benchmark), bprna (manifest bprna_spot), a TR0/VL0/TS0 folder, or a CSV")
-    for name, kind, h in [("--crop", int, "training crop length"), ("--channels", int, "ResNet width"),
-                          ("--blocks", int, "residual blocks"), ("--emb-proj", int, "embedding projection size (0: off)")]:
+    for name, kind, h in [("--crop", positive_int, "training crop length"), ("--channels", positive_int, "ResNet width"),
+                          ("--blocks", positive_int, "residual blocks"), ("--emb-proj", nonnegative_int, "embedding projection size (0: off)")]:
         p.add_argument(name, type=kind, default=None, help=h)
     p.add_argument("--no-vienna", action="store_true", help="skip the ViennaRNA baseline")
-    p.set_defaults(func=_run_ss)
+    p.set_defaults(func=naming_inputs(_run_ss, "data", "model", "out"))
     for task, h in [("mrl", "5'UTR mean ribosome load (Sample et al. 2019 CSV: utr, total_reads, rl)"),
                     ("expression", "5'UTR expression / translation efficiency (UTR-LM style CSV)")]:
         p = gs.add_parser(task, help=h + "; one-hot CNN baseline")
         _common(p, "CSV path or manifest entry (sample2019_mrl / utrlm_te_el); there is no bundled 'mini' set")
         p.add_argument("--mode", choices=["frozen", "full", "lora"], default="frozen", help="what is trained")
         p.add_argument("--pool", choices=["mean", "conv"], default="mean", help="pooled or per-position head")
-        if task == "mrl": p.add_argument("--n-test", type=int, default=20000, help="test = top N rows by total_reads")
+        if task == "mrl": p.add_argument("--n-test", type=positive_int, default=20000, help="test = top N rows by total_reads")
         else: p.add_argument("--target", default=None, help="target column (default rnaseq_log, else te_log)")
-        p.set_defaults(func=_run_reg)
+        p.set_defaults(func=naming_inputs(_run_reg, "data", "model", "out"))

@@ -250,6 +250,7 @@ def finetune_ss(model:str="tiny",            # backbone spec for `load_model` (f
                 head:dict|None=None,         # SSHeadConfig overrides (channels, blocks, crop, ...)
                 train:dict|None=None,        # TrainConfig overrides (lr, eval_every, ...)
                 batch_size:int=4,            # crops per step
+                eval_max_seqs:int=64,        # val sequences scored at each validation during training (the final threshold uses all)
                 device:str="cpu",
                 vienna:bool=True,            # score ViennaRNA beside the model
                 trust_checkpoint:bool=False
@@ -267,8 +268,9 @@ def finetune_ss(model:str="tiny",            # backbone spec for `load_model` (f
                               grad_clip=1.0, save_every=max(1, max_steps // 4), keep_last=2, eval_every=max(1, max_steps // 4),
                               early_stop_patience=4, early_stop_metric="val_f1", early_stop_mode="max", device=device,
                               dtype="fp32", progress=False, probe=False) | (train or {}))
+    va_eval = va.head(eval_max_seqs).reset_index(drop=True)                       # early stopping: a fixed val subset
     def evaluate(module, step):
-        t = tune_threshold(predict_all(bb, tok, module, va.sequence), va, cfg)
+        t = tune_threshold(predict_all(bb, tok, module, va_eval.sequence), va_eval, cfg)
         return {"val_f1": t["f1"], "val_threshold": t["threshold"]}
     hist = train_loop(tcfg, h, out/"train", ss_loss_fn(bb, tok, tr, cfg), ss_batches(tr, cfg.crop, batch_size, seed), evaluate, resume)
     if (out/"train"/"best_state.pt").exists(): h.load_state_dict(safe_load(out/"train"/"best_state.pt"))   # best val F1

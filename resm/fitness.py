@@ -219,5 +219,6 @@ def add_cli(sub # the `eval` group's subparsers
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="cpu")
     p.add_argument("--num-threads", type=int, default=None, help="torch CPU threads (1 is fastest for small models on a busy machine)")
+    p.add_argument("--trust-checkpoint", action="store_true", help="allow unpickling arbitrary objects (trusted files only)")
     p.set_defaults(func=_run_cli)
     return p

@@ -13,11 +13,16 @@ from .files import atomic_write_text
 from .io import RNARecord, TierError, dotbracket_from_pairs, format_bpseq, format_ct
 from .decode import decode_pairs
 from .probe import Probe, zeroshot_probe
-from .embed import read_records, safe_name, save_npy, clean_tmp, Manifest, add_common, run_cli, resolve_model, check_names
+from .embed import read_records, safe_name, save_npy, clean_tmp, Manifest, add_common, run_cli, resolve_model, check_names, check_lengths
+from .embed import start_ranks, rank_device, open_run, finish_run
+from .fast import cast_model
+from .features import shard_sizes
 from .sshead import load_head, predict_structure
+from .errors import about
 
 # %% auto 0
-__all__ = ['FORMATS', 'MANIFEST_COLUMNS', 'load_fold_head', 'fold_threshold', 'write_structure', 'fold_fasta', 'add_cli', 'main']
+__all__ = ['FORMATS', 'MANIFEST_COLUMNS', 'load_fold_head', 'fold_threshold', 'free_memory', 'check_pair_memory',
+           'write_structure', 'fold_fasta', 'add_cli', 'main']
 
 # %% ../nbs/07a_fold.ipynb
 def load_fold_head(head:str|Path, # "zeroshot", a probe file, or a fine-tuned head folder
@@ -28,10 +33,11 @@ def load_fold_head(head:str|Path, # "zeroshot", a probe file, or a fine-tuned he
     if p.is_dir():
         if not ((p/"head.pt").exists() and (p/"head_config.json").exists()):
             raise ValueError(f"{p} is not a head folder: it needs head.pt and head_config.json")
-        h = load_head(p)
+        with about(p, also=(KeyError, TypeError, AttributeError, IndexError)): h = load_head(p)
         return SimpleNamespace(predict=lambda model, tok, seq: predict_structure(model, tok, h, seq), head=h,
                                threshold=getattr(getattr(h, "cfg", None), "threshold", None))   # tuned on `val` when trained
-    if p.is_file(): return Probe.load(p)
+    if p.is_file():
+        with about(p, also=(KeyError, TypeError, AttributeError, IndexError)): return Probe.load(p)
     raise ValueError(f"--head must be 'zeroshot', a probe file (.json/.pt) or a head folder; {str(head)!r} is none of these")
 
 def fold_threshold(head,                     # a head from `load_fold_head`
@@ -46,6 +52,25 @@ def _predict(head, model, tok, seq:str, long:str, dtype:str, window:int)->np.nda
     "(L, L) probabilities from a head; probes get the length policy and precision."
     if isinstance(head, Probe): return head.predict(model, tok, seq, long=long, dtype=dtype, window=window)
     return np.asarray(head.predict(model, tok, seq), dtype=np.float32)
+
+# %% ../nbs/07a_fold.ipynb
+def free_memory()->int:
+    "Bytes of memory available now (physical pages not in use)."
+    import os
+    try: return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError): return 2**62    # unknown: do not refuse
+
+def check_pair_memory(records,            # (id, sequence) pairs
+                      bytes_per_cell:int=16,
+                      free:int|None=None  # bytes available (default: `free_memory()`)
+                     ):
+    "Refuse a record whose (L, L) pair matrix and decoding cannot fit in free memory."
+    free = free_memory() if free is None else free
+    for rid, s in records:
+        need = bytes_per_cell * len(s) ** 2
+        if need > free:
+            raise ValueError(f"record {rid!r} is {len(s):,} nt: its (L, L) pair matrix needs about {need / 2**30:,.1f} GiB of memory, "
+                             f"more than the {free / 2**30:,.1f} GiB free")
 
 # %% ../nbs/07a_fold.ipynb
 FORMATS = ("dbn", "bpseq", "ct")
@@ -74,20 +99,24 @@ def fold_fasta(fasta:str|Path,         # input FASTA
                long:str="full", window:int=1022,
                on_invalid:str="error", progress:bool=True, trust_checkpoint:bool=False
               )->dict:                 # summary: done, skipped (already finished), total, out
-    "Secondary structures of every record of a FASTA file, resumably."
+    "Secondary structures of every record of a FASTA file, resumably; sharded under torchrun."
     if fmt not in FORMATS: raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
-    m, tok = resolve_model(model, device, trust_checkpoint)
-    records = read_records(fasta, tok, on_invalid)           # everything is checked before any compute
-    check_names(records)
+    rank, world = start_ranks()
+    m, tok = resolve_model(model, rank_device(device, world), trust_checkpoint)
+    with about(fasta):                                        # everything is checked before any compute
+        records = read_records(fasta, tok, on_invalid); check_names(records)
+    check_lengths(records, long); check_pair_memory(records)
     h = load_fold_head(head, m, tok)
     threshold = fold_threshold(h, threshold)
-    out = Path(out); out.mkdir(parents=True, exist_ok=True); clean_tmp(out)
+    out = Path(out)
     decode = f"{method},t={threshold},canonical={canonical},min_loop={min_loop}"
     settings = dict(model=getattr(m, "resm_meta", {}).get("spec", "custom"), mapping=tok.mapping_name, head=str(head),
                     dtype=dtype, long=long if long == "full" else f"window{window}", format=fmt, decode=decode)
-    man = Manifest(out/"manifest.tsv", MANIFEST_COLUMNS, settings)
-    todo, failed = [(r, s) for r, s in records if r not in man.done], []
-    for rid, seq in tqdm(todo, unit="seq", disable=not progress, desc="fold"):
+    man, todo = open_run(out, MANIFEST_COLUMNS, settings, records, rank, world)
+    mine = [r for r, s in zip(todo, shard_sizes([len(s) ** 2 for _, s in todo], world)) if s == rank]   # cost ~ L²
+    if isinstance(h, Probe): m = cast_model(m, dtype)        # weights cast once for the run (a copy when needed)
+    failed = []
+    for rid, seq in tqdm(mine, unit="seq", disable=not progress, desc="fold"):
         P = _predict(h, m, tok, seq, long, dtype, window)                       # (L, L)
         pairs = decode_pairs(P, threshold, seq=seq, canonical=canonical, min_loop=min_loop, method=method)
         name = safe_name(rid)
@@ -96,6 +125,7 @@ def fold_fasta(fasta:str|Path,         # input FASTA
         if probs: files.append(save_npy(out/f"{name}_probs.npy", P.astype(np.float32, copy=False)).name)
         man.add(id=rid, length=len(seq), n_pairs=len(pairs), files=",".join(files))
         del P
+    finish_run(out, MANIFEST_COLUMNS, settings, rank)
     if failed:
         raise TierError(f"{fasta}: record {failed[0]!r}" + (f" (and {len(failed) - 1} more)" if len(failed) > 1 else "") +
                         f" needs more than 30 bracket tiers and cannot be written as dbn; use --format bpseq or --format ct "

@@ -24,8 +24,8 @@ def open_text(path:str|Path # plain or `.gz` text file
              ):             # text handle with universal newlines
     "Open `path` for reading text, transparently un-gzipping `.gz` files."
     path = Path(path)
-    if path.suffix == ".gz": return gzip.open(path, "rt", encoding="utf-8", newline=None)
-    return open(path, "r", encoding="utf-8", newline=None)
+    if path.suffix == ".gz": return gzip.open(path, "rt", encoding="utf-8-sig", newline=None)
+    return open(path, "r", encoding="utf-8-sig", newline=None)   # -sig: a leading byte-order mark is not text
 
 # %% ../nbs/02_io.ipynb
 _TOK = None

@@ -52,14 +52,18 @@ def validate_manifest(m:dict,              # parsed YAML
     "Raise `DataError` naming the entry and field if the manifest is incomplete or malformed."
     if not isinstance(m, dict) or not isinstance(m.get("entries"), dict): raise DataError(f"{source}: needs a top-level 'entries' mapping")
     for name, e in m["entries"].items():
-        missing = [k for k in REQUIRED if k not in (e or {})]
+        if not isinstance(e, dict): raise DataError(f"{source}: entry {name!r} must be a mapping of fields, got {e!r}")
+        missing = [k for k in REQUIRED if k not in e]
         if missing: raise DataError(f"{source}: entry {name!r} lacks {', '.join(missing)}")
         if e["kind"] not in ("dataset", "checkpoint"): raise DataError(f"{source}: entry {name!r} has kind {e['kind']!r} (dataset|checkpoint)")
         _check_sha(name, "sha256", e["sha256"], nullable=True)
         if e["sha256"] is None and not e.get("note"): raise DataError(f"{source}: entry {name!r} has sha256 null but no note saying why")
         if not isinstance(e["used_by"], list): raise DataError(f"{source}: entry {name!r}: used_by must be a list")
-    for name, e in (m.get("bundled") or {}).items():
-        missing = [k for k in BUNDLED_REQUIRED if k not in (e or {})]
+    bundled = m.get("bundled") or {}
+    if not isinstance(bundled, dict): raise DataError(f"{source}: 'bundled' must be a mapping")
+    for name, e in bundled.items():
+        if not isinstance(e, dict): raise DataError(f"{source}: bundled file {name!r} must be a mapping of fields, got {e!r}")
+        missing = [k for k in BUNDLED_REQUIRED if k not in e]
         if missing: raise DataError(f"{source}: bundled file {name!r} lacks {', '.join(missing)}")
         _check_sha(name, "sha256", e["sha256"], False); _check_sha(name, "sha256_original", e["sha256_original"], False)
     return m
@@ -69,7 +73,10 @@ def load_manifest(path:str|Path|None=None # YAML file; default `default_manifest
     "Read and validate a data manifest."
     path = Path(path or default_manifest())
     if not path.exists(): raise DataError(f"manifest {path} not found")
-    with open(path) as f: return validate_manifest(yaml.safe_load(f), str(path))
+    try:
+        with open(path, encoding="utf-8") as f: m = yaml.safe_load(f)
+    except (yaml.YAMLError, UnicodeDecodeError) as e: raise DataError(f"{path}: not a readable YAML manifest ({' '.join(str(e).split())})") from None
+    return validate_manifest(m, str(path))
 
 # %% ../nbs/03a_manifest.ipynb
 def entry_filename(name:str, e:dict)->str:
@@ -195,12 +202,12 @@ def _run_list(args)->int:
     return 0
 
 def _run_fetch(args)->int:
-    m, rc = load_manifest(args.manifest), 0
-    for name in args.name:
+    m, failed = load_manifest(args.manifest), []
+    for name in args.name:            # every name is tried; the failures are reported together, in one error line
         try: print(f"{name}: {fetch(name, m, dest=args.dest, progress=sys.stderr.isatty())}")
-        except ChecksumError as err: print(f"error: {err}", file=sys.stderr); rc = 2
-        except DataError as err: print(f"error: {err}", file=sys.stderr); rc = rc or 1
-    return rc
+        except DataError as err: failed.append(f"{name!r}: {' '.join(str(err).split())}")
+    if failed: raise DataError(f"{len(failed)} of {len(args.name)} entries not fetched: " + "; ".join(failed))
+    return 0
 
 def _run_verify(args)->int:
     rows = verify(args.manifest, args.dest, args.name or None)

@@ -4,16 +4,17 @@
 
 # %% ../nbs/11_reproduce.ipynb 3
 from __future__ import annotations
-import csv, io, json, os, subprocess, sys, tempfile, time
+import csv, hashlib, io, json, os, subprocess, sys, tempfile, time
 from pathlib import Path
 import matplotlib
 import matplotlib.pyplot as plt
 from .files import atomic_write_bytes, atomic_write_text
 
 # %% auto 0
-__all__ = ['FIGURES', 'PROFILES', 'PROFILE_PARAMS', 'DRY_RUN_PARAMS', 'RESULT_FIELDS', 'select', 'stand_in_env',
-           'check_parameters', 'repo_root', 'output_dirs', 'model_spec', 'model_label', 'train_run', 'save_figure',
-           'record', 'git_commit', 'write_results', 'run_notebook', 'reproduce', 'add_cli']
+__all__ = ['FIGURES', 'PROFILES', 'PROFILE_PARAMS', 'DRY_RUN_PARAMS', 'OUTPUT_PATHS', 'RESULT_FIELDS', 'select', 'stand_in_env',
+           'check_parameters', 'repo_root', 'output_dirs', 'model_spec', 'model_label', 'fingerprint', 'git_commit',
+           'current_commit', 'stamp', 'provenance', 'model_key', 'model_init', 'cached', 'train_run', 'save_figure',
+           'record', 'write_results', 'run_notebook', 'reproduce', 'check_params', 'add_cli']
 
 # %% ../nbs/11_reproduce.ipynb
 FIGURES = {  # key: (notebook in nbs/figures, what it shows)
@@ -31,13 +32,14 @@ PROFILES = ("mini", "full")
 # Parameters each profile passes; a notebook's own defaults are CI-sized (what `nbdev_test` runs).
 PROFILE_PARAMS = {
     "mini": {
-        "train": dict(main_model="esm2_t6_8M_UR50D", main_steps=500, ablation_model="random:4x128x8", ablation_steps=200,
-                      batch_tokens=1024, eval_every=50, eval_max_seqs=26, lr=1e-3),
+        "train": dict(main_model="random:4x128x8", main_steps=2000, main_batch_tokens=4096, warmup_steps=100, ablation_model="random:4x128x8",
+                      ablation_steps=200, batch_tokens=1024, eval_every=250, eval_max_seqs=164, probe=True, lr=2e-3),
         "fig1": dict(model_before="esm2_t6_8M_UR50D", model_after="run:kdny", n_seqs=53),
         "fig2": dict(models="run:kdny", max_seqs=0, n_lr=0, n_val=40),
         "fig3": dict(models="run:kdny", max_per_family=30),
         "fig4": dict(models="run:kdny", max_pairs=20, n_val=10, n_lr=0, frag=40),
-        "fig5": dict(model="run:kdny", data="mini", max_steps=300, channels=16, blocks=2, crop=128, time_lengths="250,500,1000,2000"),
+        "fig5": dict(model="run:kdny", data="mini", max_steps=600, channels=16, blocks=6, dilations="1,2,4,8,16,32", crop=128, lr=2e-3,
+                     time_lengths="250,500,1000,2000"),
         "fig6": dict(model="run:kdny", max_steps=60),
         "fig7": dict(max_seqs=0, n_lr=0, n_val=40),
     },
@@ -140,6 +142,57 @@ def model_label(spec:str)->str:
     return spec.split(":", 1)[1] if spec.startswith(("run:", "data:")) else Path(spec).name.removesuffix(".pt").removesuffix(".ckpt")
 
 # %% ../nbs/11_reproduce.ipynb
+def fingerprint(config:dict # every parameter a computation depends on (JSON-able; other values by their str)
+               )->str:      # 12 hex digits
+    "Short SHA-256 of the canonical JSON of `config`: the same configuration, the same key."
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+OUTPUT_PATHS = ("figures", "docs/runs", "cache")   # what `resm reproduce` writes: not part of the code a number comes from
+
+def git_commit(root:Path)->str:
+    "Short commit of `root`, with `-dirty` when tracked files outside OUTPUT_PATHS have changes; 'unknown' outside git."
+    try:
+        c = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                *[f":(exclude){p}" for p in OUTPUT_PATHS]], capture_output=True, text=True).stdout.strip()
+        return c + ("-dirty" if dirty else "")
+    except (subprocess.CalledProcessError, FileNotFoundError): return "unknown"
+
+def current_commit()->str:
+    "The commit results are computed at now: `$RESM_COMMIT` (set by `resm reproduce`), else `git_commit` of the working directory's checkout."
+    return os.environ.get("RESM_COMMIT") or git_commit(Path.cwd())
+
+def stamp(folder:str|Path, fp:str)->dict:
+    "Write `folder/provenance.json` (fingerprint and the commit of this computation) and return it."
+    prov = {"fingerprint": fp, "commit": current_commit()}
+    atomic_write_text(Path(folder)/"provenance.json", json.dumps(prov, indent=1, sort_keys=True) + "\n")
+    return prov
+
+def provenance(folder:str|Path)->dict: # {"fingerprint", "commit"}
+    "What `stamp` wrote for a cached computation."
+    p = Path(folder)/"provenance.json"
+    if not p.exists(): raise FileNotFoundError(f"{folder} has no provenance.json: it was not made by a fingerprinted computation; delete it to recompute")
+    return json.loads(p.read_text())
+
+# %% ../nbs/11_reproduce.ipynb
+def model_key(spec:str, cache:Path)->str:
+    "What a model spec stands for in a fingerprint: a cached run (`run:NAME`) by its own fingerprint, anything else by its spec."
+    return "run:" + provenance(model_spec(spec, cache))["fingerprint"] if spec.startswith("run:") else spec
+
+def model_init(spec:str, cache:Path)->str:
+    "How a model was initialised, for every results row: a cached run's recorded `init`, else the spec's own description."
+    if spec.startswith("run:"): return json.loads((Path(model_spec(spec, cache))/"config.json").read_text())["extra"].get("init", "unknown")
+    return f"checkpoint {model_label(spec)}" if spec.startswith("data:") or "/" in spec else spec
+
+def cached(cache:Path,   # the profile's cache folder
+           kind:str,     # a sub-folder, e.g. "fig5"
+           config:dict   # every parameter of the computation; model specs under keys starting with "model"
+          )->Path:       # cache/kind/<fingerprint>
+    "The folder of one cached computation, keyed by the fingerprint of its configuration (models by their own fingerprint)."
+    cfg = {k: model_key(v, cache) if k.startswith("model") and isinstance(v, str) else v for k, v in config.items()}
+    return Path(cache)/kind/fingerprint(cfg)
+
+# %% ../nbs/11_reproduce.ipynb
 def train_run(cache:Path,              # the profile's cache folder
               name:str,                # run name: cache/models/NAME
               model:str,               # start: fair-esm name, "random:LxDxH", or a path
@@ -149,14 +202,17 @@ def train_run(cache:Path,              # the profile's cache folder
               reuse:bool=True,         # reuse a finished run; resume an interrupted one
               **overrides              # further TrainConfig fields
              )->Path:                  # the run folder (a `load_model` spec)
-    "Train, reuse or resume one cached MLM run."
+    "Train, reuse or resume one cached MLM run; a run made with any other configuration is retrained."
     from resm.train import TrainConfig, train_mlm
     out = Path(cache)/"models"/name
-    if reuse and (out/"model.pt").exists(): return out
-    resume = reuse and (out/"checkpoints").exists() and any((out/"checkpoints").glob("*.pt"))
+    cfg = dict(model=model, data=[data], mapping=mapping, max_steps=steps, warmup_steps=max(1, steps // 10), progress=False) | overrides
+    fp = fingerprint({k: v for k, v in cfg.items() if k != "progress"})
+    same = (out/"provenance.json").exists() and provenance(out)["fingerprint"] == fp
+    if reuse and same and (out/"model.pt").exists(): return out
+    resume = reuse and same and (out/"checkpoints").exists() and any((out/"checkpoints").glob("*.pt"))
     if not resume and out.exists(): import shutil; shutil.rmtree(out)
-    cfg = dict(model=model, data=[data], mapping=mapping, max_steps=steps, warmup_steps=max(1, steps // 10), progress=False)
-    train_mlm(TrainConfig.from_dict(cfg | overrides), out, resume=resume)
+    if not resume: stamp(out, fp)                       # the commit the run is computed at, before it starts
+    train_mlm(TrainConfig.from_dict(cfg), out, resume=resume)
     return out
 
 # %% ../nbs/11_reproduce.ipynb
@@ -167,10 +223,15 @@ def save_figure(fig, path:str|Path, dpi:int=120)->Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 # %% ../nbs/11_reproduce.ipynb
-RESULT_FIELDS = ["figure", "quantity", "value", "model", "data", "profile", "note"]
+RESULT_FIELDS = ["figure", "quantity", "value", "model", "init", "data", "profile", "note", "fingerprint", "commit"]
 
-def record(cache:Path, figure:str, rows:list[dict])->Path:
-    "Write one figure's numbers (dicts with RESULT_FIELDS) to `cache/results/<figure>.json`, replacing earlier ones."
+def record(cache:Path,          # the profile's cache folder
+           figure:str,          # figure key
+           rows:list[dict],     # one dict per number, with RESULT_FIELDS (note optional)
+           prov:dict|None=None  # {"fingerprint", "commit"} of the computation, for rows that do not carry their own
+          )->Path:
+    "Write one figure's numbers to `cache/results/<figure>.json`, replacing earlier ones; every row names its init, fingerprint and commit."
+    rows = [(prov or {}) | r for r in rows]
     for r in rows:
         miss = [f for f in RESULT_FIELDS if f not in r and f not in ("note", "figure")]
         if miss: raise ValueError(f"result row {r} lacks {miss}")
@@ -179,23 +240,15 @@ def record(cache:Path, figure:str, rows:list[dict])->Path:
     atomic_write_text(path, json.dumps(rows, indent=1, default=float) + "\n")
     return path
 
-def git_commit(root:Path)->str:
-    "Short commit of `root`, with `-dirty` when the tree has changes; 'unknown' outside git."
-    try:
-        c = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
-        return c + ("-dirty" if dirty else "")
-    except (subprocess.CalledProcessError, FileNotFoundError): return "unknown"
-
 # %% ../nbs/11_reproduce.ipynb
 def _fmt(v)->str: return f"{v:.4g}" if isinstance(v, float) else str(v)
 
-def write_results(cache:Path, fig_dir:Path, commit:str)->Path:
+def write_results(cache:Path, fig_dir:Path)->Path:
     "Gather `cache/results/*.json` into `fig_dir/results.csv` and `fig_dir/results.md`."
-    rows = [r | {"commit": commit} for p in sorted((Path(cache)/"results").glob("*.json")) for r in json.loads(p.read_text())]
+    rows = [r for p in sorted((Path(cache)/"results").glob("*.json")) for r in json.loads(p.read_text())]
     order = {k: i for i, k in enumerate(FIGURES)}
     rows.sort(key=lambda r: order.get(r["figure"], 99))
-    cols = RESULT_FIELDS + ["commit"]
+    cols = RESULT_FIELDS
     s = io.StringIO(); w = csv.DictWriter(s, fieldnames=cols, lineterminator="\n"); w.writeheader(); w.writerows(rows)
     atomic_write_text(Path(fig_dir)/"results.csv", s.getvalue())
     md = ["# Results", "", "Every number reported by the figure notebooks, with what produced it. Written by `resm reproduce`.", "",
@@ -246,19 +299,48 @@ def reproduce(profile:str="mini",        # "mini" (bundled data, small models, C
               runs_dir:str="docs/runs",  # where executed notebooks go
               params:dict|None=None,     # extra parameters passed to every notebook that declares them
               dry_run:bool=False,        # full profile on stand-ins of every manifest entry, tiny sizes, CPU, in a temporary folder
-              dry_run_dir:str|None=None  # folder for the dry run's stand-ins and outputs (default: a new temporary folder)
+              dry_run_dir:str|None=None, # folder for the dry run's stand-ins and outputs (default: a new temporary folder)
+              allow_dirty:bool=False     # stamp results computed from uncommitted changes (their commit ends in -dirty)
              )->dict:                    # seconds per notebook
     "Run the figure notebooks in order, then write figures/results.md."
     if profile not in PROFILES: raise ValueError(f"profile must be one of {PROFILES}")
+    commit = os.environ.get("RESM_COMMIT") or git_commit(repo_root())
+    if commit.endswith("-dirty") and not (allow_dirty or dry_run):
+        raise RuntimeError(f"the checkout has uncommitted changes ({commit}): results would not be traceable to a commit. "
+                           "Commit first, or pass --allow-dirty to stamp them as computed at a '-dirty' commit")
+    with _env(RESM_COMMIT=commit): return _reproduce_at(profile, only, runs_dir, params, dry_run, dry_run_dir)
+
+def _reproduce_at(profile, only, runs_dir, params, dry_run, dry_run_dir)->dict:
     if dry_run and profile != "full": raise ValueError("--dry-run runs the full profile on stand-ins: use it with --profile full")
     if dry_run:
         root = Path(dry_run_dir or tempfile.mkdtemp(prefix="resm-dry-run-")); print(f"dry run on stand-ins in {root}", flush=True)
         with _env(**stand_in_env(root), IN_TEST=None): return _reproduce(profile, only, str(root/"runs"), params, DRY_RUN_PARAMS)
     return _reproduce(profile, only, runs_dir, params, {})
 
+_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
+
+def check_params(params:dict|None, # --params: extra notebook parameters
+                 keys:list,        # figure keys that will run
+                 src:Path          # the folder of the figure notebooks
+                )->dict:           # the same params, checked
+    "Refuse, before any notebook runs, params that are not an object, that no selected notebook takes, or of the wrong type."
+    import papermill as pm
+    if params is None: return {}
+    if not isinstance(params, dict): raise ValueError(f"--params must be a JSON object such as '{{\"seed\": 1}}', got {params!r}")
+    declared = {}
+    for k in keys: declared |= pm.inspect_notebook(str(Path(src)/FIGURES[k][0]))
+    unknown = sorted(set(params) - set(declared))
+    if unknown: raise ValueError(f"--params: no selected notebook ({','.join(keys)}) takes {unknown}; they take {sorted(declared)}")
+    for name, v in params.items():
+        want = _TYPES.get(declared[name]["inferred_type_name"])
+        if want and (not isinstance(v, want) or (isinstance(v, bool) and bool not in want)):
+            raise ValueError(f"--params: {name!r} must be {declared[name]['inferred_type_name']}, got {v!r}")
+    return params
+
 def _reproduce(profile, only, runs_dir, params, sizes)->dict:
     root = repo_root(); src = root/"nbs"/"figures"; times = {}
     import papermill as pm
+    params = check_params(params, select(only), src)                  # refuse bad --params before anything runs
     with _env(**({"RESM_NO_MINI": "1"} if profile == "full" else {})):   # the full profile never reads the mini benchmark
         for key in select(only):
             nb = src/FIGURES[key][0]
@@ -268,14 +350,15 @@ def _reproduce(profile, only, runs_dir, params, sizes)->dict:
             times[key] = run_notebook(nb, root/runs_dir/profile/nb.name, p, cwd=src)
             print(f"[{key}] done in {times[key]:.0f} s", flush=True)
     out = Path(os.environ.get("RESM_OUTPUT_ROOT") or root)
-    write_results(out/"cache"/profile, out/"figures", git_commit(root))
+    write_results(out/"cache"/profile, out/"figures")
     print(f"wrote {out/'figures'/'results.md'}; total {sum(times.values()):.0f} s")
     return times
 
 # %% ../nbs/11_reproduce.ipynb
 def _run_reproduce(args)->int:
-    extra = json.loads(args.params) if args.params else None
-    reproduce(args.profile, args.only, args.runs_dir, extra, args.dry_run); return 0
+    try: extra = json.loads(args.params) if args.params else None
+    except json.JSONDecodeError as e: raise ValueError(f"--params is not valid JSON: {e}") from None
+    reproduce(args.profile, args.only, args.runs_dir, extra, args.dry_run, allow_dirty=args.allow_dirty); return 0
 
 def add_cli(sub):
     "Add `resm reproduce`."
@@ -283,6 +366,7 @@ def add_cli(sub):
     p.add_argument("--profile", choices=PROFILES, default="mini", help="mini: bundled data, small models, CPU; full: released weights, GPU")
     p.add_argument("--only", default=None, help=f"comma-separated subset of {','.join(FIGURES)}")
     p.add_argument("--runs-dir", default="docs/runs", help="folder for the executed notebooks")
+    p.add_argument("--allow-dirty", action="store_true", help="run from a checkout with uncommitted changes (results are stamped <commit>-dirty)")
     p.add_argument("--dry-run", action="store_true", help="full profile on tiny stand-ins of every manifest entry (CPU, temporary folder)")
     p.add_argument("--params", default=None, help='JSON of extra parameters, e.g. \'{"seed": 1}\'')
     p.set_defaults(func=_run_reproduce)

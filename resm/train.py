@@ -15,6 +15,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 from .files import atomic_write_text
+from .errors import about
 from .model import (ESM2_ARCHS, CheckpointError, atomic_save, build_esm2, export_fair_esm, export_hf, load_model,
                     resolve_device, save_pretrained, save_safetensors, tiny_model)
 from .fast import fast_forward
@@ -90,14 +91,31 @@ def _coerce(name:str, kind:str, v):
         except ValueError: pass
     if t is str and isinstance(v, str): return v
     if t is list and isinstance(v, (list, tuple, str)): return [v] if isinstance(v, str) else [str(x) for x in v]
-    raise ValueError(f"config key {name!r} must be {kind}, got {v!r}")
+    raise ValueError(f"config key {name!r} (--{name.replace('_', '-')}) must be {kind}, got {v!r}")
 
 def _check(cfg)->None:
     for k, opts in _CHOICES.items():
-        if getattr(cfg, k) not in opts: raise ValueError(f"config key {k!r} must be one of {opts}, got {getattr(cfg, k)!r}")
+        if getattr(cfg, k) not in opts: raise ValueError(f"config key {k!r} (--{k.replace('_', '-')}) must be one of {opts}, got {getattr(cfg, k)!r}")
     if not 0 < cfg.mask_prob < 1: raise ValueError(f"mask_prob must be in (0, 1), got {cfg.mask_prob}")
     if not 1 <= cfg.span_min <= cfg.span_max: raise ValueError(f"need 1 <= span_min <= span_max, got {cfg.span_min}, {cfg.span_max}")
-    if cfg.grad_accum < 1 or cfg.max_steps < 0 or cfg.max_len < 3: raise ValueError("need grad_accum >= 1, max_steps >= 0, max_len >= 3")
+    fin = math.isfinite
+    for k, ok, want in [("grad_accum", cfg.grad_accum >= 1, ">= 1"), ("max_steps", cfg.max_steps >= 0, ">= 0"), ("max_len", cfg.max_len >= 3, ">= 3"),
+                        ("batch_tokens", cfg.batch_tokens >= 1, ">= 1"), ("warmup_steps", cfg.warmup_steps >= 0, ">= 0"),
+                        ("lr", fin(cfg.lr) and cfg.lr > 0, "a finite number > 0"), ("min_lr", fin(cfg.min_lr) and cfg.min_lr >= 0, "a finite number >= 0"),
+                        ("weight_decay", fin(cfg.weight_decay) and cfg.weight_decay >= 0, "a finite number >= 0"),
+                        ("beta1", 0 <= cfg.beta1 < 1, "in [0, 1)"), ("beta2", 0 <= cfg.beta2 < 1, "in [0, 1)"), ("eps", fin(cfg.eps) and cfg.eps > 0, "> 0"),
+                        ("grad_clip", fin(cfg.grad_clip) and cfg.grad_clip >= 0, "a finite number >= 0"), ("val_frac", 0 <= cfg.val_frac < 1, "in [0, 1)"),
+                        ("mask_token_frac", 0 <= cfg.mask_token_frac <= 1, "in [0, 1]"), ("random_token_frac", 0 <= cfg.random_token_frac <= 1 - cfg.mask_token_frac + 1e-9, "in [0, 1 - mask_token_frac]"),
+                        ("save_every", cfg.save_every >= 1, ">= 1"), ("keep_last", cfg.keep_last >= 1, ">= 1"), ("eval_every", cfg.eval_every >= 0, ">= 0"),
+                        ("log_every", cfg.log_every >= 1, ">= 1"), ("num_threads", cfg.num_threads >= 0, ">= 0"), ("eval_max_seqs", cfg.eval_max_seqs >= 1, ">= 1"),
+                        ("probe_max_seqs", cfg.probe_max_seqs >= 1, ">= 1"), ("early_stop_patience", cfg.early_stop_patience >= 0, ">= 0"),
+                        ("seed", 0 <= cfg.seed < 2**32, "in [0, 2**32)"),
+                        ("device", re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", cfg.device), "auto, cpu, cuda, cuda:N or mps")]:
+        if not ok: raise ValueError(f"config key {k!r} (--{k.replace('_', '-')}) must be {want}, got {getattr(cfg, k)!r}")
+    if cfg.mapping:
+        from resm.tokenizer import check_mapping
+        try: check_mapping(cfg.mapping)
+        except ValueError as e: raise ValueError(f"config key 'mapping' (--mapping): {e}") from None
 
 # %% ../nbs/08_train.ipynb
 def _from_dict(cls, d:dict # {field: value}; unknown keys raise ValueError
@@ -115,9 +133,10 @@ def _from_dict(cls, d:dict # {field: value}; unknown keys raise ValueError
 def _from_yaml(cls, path:str|Path)->TrainConfig:
     "Read a flat YAML mapping."
     import yaml
-    d = yaml.safe_load(Path(path).read_text()) or {}
-    if not isinstance(d, dict): raise ValueError(f"{path}: expected a flat mapping of config keys")
-    return cls.from_dict(d)
+    with about(path):                               # a YAML, encoding or value error names the file
+        d = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        if not isinstance(d, dict): raise ValueError(f"{path}: expected a flat mapping of config keys")
+        return cls.from_dict(d)
 
 TrainConfig.from_dict = classmethod(_from_dict)
 TrainConfig.from_yaml = classmethod(_from_yaml)
@@ -441,7 +460,8 @@ def _stream(make_batches, epoch:int, index:int):
         for i, batch in enumerate(make_batches(epoch)):
             n += 1
             if i >= index: yield batch, (epoch, i + 1)
-        if n == 0: raise ValueError(f"make_batches({epoch}) yielded no batches")
+        if n == 0: raise ValueError(f"no training batches in epoch {epoch}: every record is held out for validation (--val-frac) "
+                                    "or unusable; add records or lower --val-frac")
         epoch, index = epoch + 1, 0
 
 def _improved(value:float, best:float|None, mode:str)->bool:
@@ -651,6 +671,9 @@ def mlm_data(cfg:TrainConfig)->dict:
         else:
             path = data_source(src)
             if not Path(path).exists(): raise FileNotFoundError(f"training data {src!r}: {path} does not exist")
+            from resm.io import iter_fasta
+            with about(path):
+                if next(iter_fasta(path, unique=False), None) is None: raise ValueError(f"training data {path}: no FASTA records")
             fasta.append(path); val += _held_out_seqs(path, cfg, cfg.eval_max_seqs - len(val))
     if not train and not fasta: raise ValueError(f"no training sequences in {cfg.data}")
     return {"train": train, "fasta": fasta, "val": val[:cfg.eval_max_seqs], "lr": lr_df, "probe_val": pval}

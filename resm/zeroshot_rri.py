@@ -76,9 +76,14 @@ def _parse_pair_list(txt, rid):
 def load_rri_csv(path:str|Path # CSV: id, seq1, seq2 and optionally structure ("..((&))..") or pairs ("i-j;...", 1-based)
                 )->pd.DataFrame: # id, seq1, seq2, kind, pairs (0-based, j in chain 2), label_source
     "Read an RNA-RNA interaction table; rows without labels get ViennaRNA proxy duplexes."
-    df = pd.read_csv(path)
+    df = pd.read_csv(path, dtype=str, keep_default_na=False, index_col=False)   # text as text: no index or number guessing
     miss = {"id", "seq1", "seq2"} - set(df.columns)
     if miss: raise ValueError(f"{path}: missing column(s) {sorted(miss)}; need id, seq1, seq2 [, structure | pairs]")
+    from resm.io import normalize_seq
+    df = df.assign(seq1=[normalize_seq(s, f"{i} (seq1)") for i, s in zip(df.id, df.seq1)],
+                   seq2=[normalize_seq(s, f"{i} (seq2)") for i, s in zip(df.id, df.seq2)])
+    for i, a, b in zip(df.id, df.seq1, df.seq2):
+        if not (a and b): raise ValueError(f"{path}: record {i}: seq1 and seq2 must both be non-empty")
     pairs, src = [], []
     for r in df.itertuples():
         n1 = len(r.seq1)
@@ -86,7 +91,7 @@ def load_rri_csv(path:str|Path # CSV: id, seq1, seq2 and optionally structure ("
             if len(r.structure) != n1 + 1 + len(r.seq2) or r.structure[n1] != "&":
                 raise ValueError(f"record {r.id}: structure must be len(seq1) + '&' + len(seq2) characters")
             pairs.append(sorted((i, j - n1 - 1) for i, j in bracket_pairs(r.structure) if i < n1 < j)); src.append("file")
-        elif "pairs" in df and isinstance(r.pairs, str):
+        elif "pairs" in df and isinstance(r.pairs, str) and r.pairs.strip():
             pairs.append(_parse_pair_list(r.pairs, r.id)); src.append("file")
         else: pairs.append(vienna_duplex(r.seq1, r.seq2)[0]); src.append("viennarna_proxy")
     return df[["id", "seq1", "seq2"]].assign(kind=df.get("kind", "file"), pairs=pairs, label_source=src)

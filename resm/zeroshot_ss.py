@@ -51,9 +51,13 @@ def write_outputs(out:str|Path,        # output folder (created)
     return out
 
 # %% ../nbs/09_zeroshot_ss.ipynb
-def load_structures(data:str="mini" # "mini" or a CSV/TSV path (id, sequence, structure[, family, split])
+def load_structures(data:str="mini" # "mini", "data:ENTRY" (a manifest dataset) or a CSV/TSV path (id, sequence, structure[, family, split])
                    )->pd.DataFrame:  # id, family, sequence, structure, length, split, pairs, length_bin
     "Sequences with reference structures for structure evaluations."
+    if data.startswith("data:"):                         # the manifest dataset, with lr/val rows for the probe added
+        from resm.datasets import dataset_csv, PROBE_LR
+        from resm.probe import cache_dir
+        data = dataset_csv(data, cache_dir()/"datasets", n_lr=PROBE_LR)
     if data == "mini":
         from resm.data import load_mini_benchmark
         df = load_mini_benchmark()

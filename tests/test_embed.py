@@ -144,3 +144,77 @@ def test_long_policies(tmp_path, tiny):
     assert full.shape == (70, 32)                                          # full: no truncation, rotary positions
     with pytest.raises(ValueError, match="--attention needs --long full"):
         embed_fasta(fa, tiny, tmp_path/"x", long="window", attention=True, progress=False)
+
+def _torchrun(*args, wait=True):
+    "`torchrun --standalone --nproc_per_node 2 -m resm.cli ARGS` (2 gloo processes on CPU)."
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "resm.cli", *map(str, args)]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    if wait: return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+def _same_files(a:Path, b:Path, pattern:str):
+    names = sorted(p.name for p in a.glob(pattern))
+    assert names and names == sorted(p.name for p in b.glob(pattern))
+    for n in names: assert (a/n).read_bytes() == (b/n).read_bytes(), n
+
+def _rows(out:Path)->set:
+    return set(out.joinpath("manifest.tsv").read_text().splitlines())
+
+def test_torchrun_two_ranks_equal_one_process(tmp_path):
+    "2 gloo ranks: each record once, files byte-identical to a plain run, one merged manifest (HDF5 merged too)."
+    recs = {f"r{k}": rand_seq(int(n)) for k, n in enumerate(RNG.integers(5, 90, 9))}
+    fa = write_fasta(tmp_path/"in.fa", recs)
+    for fmt in ("npy", "h5"):
+        one, two = tmp_path/f"one_{fmt}", tmp_path/f"two_{fmt}"
+        embed_fasta(fa, "tiny", one, fmt=fmt, pooled=True, batch_tokens=200, progress=False)
+        r = _torchrun("embed", fa, "--model", "tiny", "--out", two, "--format", fmt, "--pooled", "--batch-tokens", "200", "--quiet")
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert _rows(one) == _rows(two) and len(_rows(two)) == len(recs) + 1
+        assert sorted(p.name for p in two.glob("manifest*")) == ["manifest.tsv"]
+        if fmt == "npy": _same_files(one, two, "*.npy")
+        else:
+            import h5py
+            with h5py.File(one/"embeddings.h5") as f, h5py.File(two/"embeddings.h5") as g:
+                assert sorted(f) == sorted(g) == sorted(recs)
+                for k in f:
+                    assert dict(f[k].attrs) == dict(g[k].attrs)
+                    for d in f[k]: assert f[k][d][:].tobytes() == g[k][d][:].tobytes()
+
+def test_torchrun_attention_and_bf16(tmp_path):
+    "Attention maps and bf16 under 2 ranks: byte-identical to a plain run."
+    fa = write_fasta(tmp_path/"in.fa", {f"s{k}": rand_seq(20 + 7 * k) for k in range(5)})
+    embed_fasta(fa, "tiny", tmp_path/"one", attention=True, dtype="bf16", progress=False)
+    r = _torchrun("embed", fa, "--model", "tiny", "--out", tmp_path/"two", "--attention", "--dtype", "bf16", "--quiet")
+    assert r.returncode == 0, r.stderr[-3000:]
+    _same_files(tmp_path/"one", tmp_path/"two", "*.npy"); assert _rows(tmp_path/"one") == _rows(tmp_path/"two")
+
+def test_torchrun_kill_and_resume(tmp_path):
+    "SIGKILL both ranks part-way; a second torchrun run resumes from the part manifests and ends byte-identical to a plain run."
+    recs = {f"r{k}": rand_seq(150) for k in range(600)}
+    fa, out = write_fasta(tmp_path/"in.fa", recs), tmp_path/"o"
+    p = _torchrun("embed", fa, "--model", "tiny", "--out", out, "--batch-tokens", "160", "--quiet", wait=False)
+    t0 = time.time(); done = lambda: sum(max(len(m.read_text().splitlines()) - 1, 0) for m in out.glob("manifest*.tsv"))
+    while time.time() - t0 < 120 and done() < 40: time.sleep(0.02)
+    os.killpg(p.pid, signal.SIGKILL); p.wait()
+    n_done = done()
+    assert 0 < n_done < len(recs), "the run finished before it could be killed"
+    assert len(list(out.glob("manifest.rank*.tsv"))) == 2                   # each rank kept its own part manifest
+    r = _torchrun("embed", fa, "--model", "tiny", "--out", out, "--batch-tokens", "160", "--quiet")
+    assert r.returncode == 0, r.stderr[-3000:]
+    ids = [l.split("\t")[0] for l in (out/"manifest.tsv").read_text().splitlines()[1:]]
+    assert sorted(ids) == sorted(recs) and not list(out.glob("manifest.rank*.tsv")) and not list(out.glob(".*.tmp"))
+    embed_fasta(fa, "tiny", tmp_path/"one", batch_tokens=160, progress=False)
+    _same_files(tmp_path/"one", out, "*.npy")
+
+def test_bf16_cast_once_close_to_fp32_and_fp32_equal_to_fair_esm(tmp_path):
+    "bf16 runs on a cast copy (the caller's model stays fp32): cosine ≥ 0.999 per record; fp32 within 1e-4 of fair-esm."
+    m, tok = tiny_model(num_layers=4, embed_dim=128, attention_heads=8, seed=3)
+    recs = [(f"s{k}", rand_seq(n)) for k, n in enumerate([40, 200, 333, 17])]
+    f32 = dict(embed_records(m, tok, recs, batch_tokens=700))
+    bf = dict(embed_records(m, tok, recs, dtype="bf16", batch_tokens=700))
+    assert all(p.dtype == torch.float32 for p in m.parameters())
+    for rid, s in recs:
+        with torch.no_grad(): ref = m(tok.encode(s)[None], repr_layers=[4])["representations"][4][0, 1:-1].numpy()
+        np.testing.assert_allclose(f32[rid][4], ref, atol=1e-4)
+        cos = torch.nn.functional.cosine_similarity(torch.from_numpy(bf[rid][4]), torch.from_numpy(f32[rid][4]), dim=-1)
+        assert cos.min() >= 0.999, (rid, float(cos.min()))

@@ -178,3 +178,34 @@ def test_decode_never_breaks_pairing_rules(L, seed, min_loop, method, canonical,
     assert len(bases) == len(set(bases)) and pairs == sorted(pairs)
     assert all(0 <= i < j < L and j - i - 1 >= min_loop and (P[i, j] + P[j, i]) / 2 > threshold for i, j in pairs)
     if canonical: assert all(seq[i] + seq[j] in {"AU", "UA", "GC", "CG", "GU", "UG"} for i, j in pairs)
+
+def test_torchrun_two_ranks_equal_one_process(tmp_path, probe_file):
+    "`resm fold` under 2 gloo ranks: length-balanced shards, byte-identical files, one merged manifest."
+    import os, subprocess
+    fa = write_fasta(tmp_path/"in.fa", {f"f{k}": rand_seq(n) for k, n in enumerate([60, 25, 90, 40, 33])})
+    fold_fasta(fa, "tiny", tmp_path/"one", head=probe_file, probs=True, progress=False)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "resm.cli",
+           "fold", str(fa), "--model", "tiny", "--out", str(tmp_path/"two"), "--head", str(probe_file), "--probs", "--quiet"]
+    r = subprocess.run(cmd, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    names = sorted(p.name for p in (tmp_path/"one").iterdir())
+    assert names == sorted(p.name for p in (tmp_path/"two").iterdir()) and "manifest.tsv" in names
+    for n in names:
+        a, b = (tmp_path/"one"/n).read_bytes(), (tmp_path/"two"/n).read_bytes()
+        if n == "manifest.tsv": assert set(a.splitlines()) == set(b.splitlines())
+        else: assert a == b, n
+
+def test_sparse_probe_runs_only_weighted_heads(monkeypatch):
+    "A zero weight needs no map: only weighted heads are formed, layers after the last weighted one never run; logits unchanged."
+    import resm.fast as fast
+    m, tok = tiny_model(num_layers=3, embed_dim=32, attention_heads=4, seed=4)
+    w = np.zeros(12, np.float32); w[1], w[6] = 0.8, -1.1                  # layer 0 head 1, layer 1 head 2
+    s = rand_seq(40)
+    from resm.features import attention_maps, apc, symmetrize, pair_logits
+    naive = (apc(symmetrize(attention_maps(m, tok, s))) * torch.from_numpy(w)[:, None, None]).sum(0) + 0.2
+    seen, orig = [], fast.explicit_attention
+    def spy(attn, x, kpm=None, fn=None, row_chunk=None, heads=None):
+        seen.append(list(heads)); return orig(attn, x, kpm, fn, row_chunk, heads)
+    monkeypatch.setattr(fast, "explicit_attention", spy)
+    torch.testing.assert_close(pair_logits(m, tok, s, w, 0.2), naive, atol=1e-4, rtol=0)
+    assert seen == [[1], [2]]                                                # layer 2 (all zero) was not run

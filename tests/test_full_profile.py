@@ -82,3 +82,14 @@ def test_full_profile_dry_run_on_stand_ins(tmp_path, monkeypatch, capsys):
     cfg = json.loads((tmp_path / "out" / "cache" / "full" / "models" / "kdny" / "config.json").read_text())
     assert cfg["extra"]["train_config"]["data"] == ["data:rnacentral_active"] and not cfg["extra"]["init"].startswith("random")
     for key, (name, _) in FIGURES.items(): assert (tmp_path / "runs" / "full" / name).exists()
+
+
+def test_measurement_tables_are_chosen_by_their_documented_names(tmp_path, monkeypatch):
+    from resm.datasets import write_stand_ins
+    from resm.finetune_reg import load_reg_data
+    write_stand_ins(tmp_path); monkeypatch.setenv("RESM_DATA", str(tmp_path))
+    # UTR-LM's Data/ folder holds other CSVs that sort first (MRL tables); the expression set is HEK_sequence.csv by name
+    expr = load_reg_data("expression", "utrlm_te_el")
+    assert len(expr) == 40 and expr.id.str.startswith("ENST00").all()          # the HEK table of the stand-in (seed 0)
+    mrl = load_reg_data("mrl", "sample2019_mrl", n_test=10)
+    assert len(mrl) == 80                                                      # GSM3130435_egfp_unmod_1, not egfp_unmod_2 (20 rows)

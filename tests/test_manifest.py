@@ -44,7 +44,9 @@ def _manifest(tmp_path, **entries):
 
 def _cli(*argv):
     parser = argparse.ArgumentParser(prog="resm"); add_cli(parser.add_subparsers(dest="cmd"))
-    args = parser.parse_args(list(argv)); return args.func(args)
+    args = parser.parse_args(list(argv))
+    from resm.errors import run_command
+    return run_command(args.func, args, "resm data")
 
 SHA = hashlib.sha256(BODY).hexdigest()
 

@@ -1,0 +1,79 @@
+"""`resm fold` (zero-shot probe) now against an older commit, side by side, as whole processes (CPU).
+
+Model: the ESM2-150M architecture (30 layers, 640 wide, 20 heads = 600 maps) with random weights saved as a fair-esm
+`.pt`; head: a probe file, either dense (600 non-zero random weights: the worst case) or sparse (a random tenth of the
+weights non-zero; an L1-penalised probe, as the authors fit, zeroes many (layer, head) weights, and resm then never
+forms those maps). Each run is `resm fold` in a fresh process with its peak RSS from getrusage; the old and new code
+alternate --reps rounds; medians and the ratio of medians are printed with the load average before each run.
+
+The old code is a git worktree: `git worktree add /tmp/old f4fc392` (it is run with PYTHONPATH pointing there).
+Usage: python benchmarks/bench_fold.py [--lengths 4000 10000] [--old-lengths 4000] [--probes dense sparse] [--reps 3]
+"""
+import argparse, json, os, statistics, subprocess, sys
+from pathlib import Path
+import numpy as np
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_embed import make_model, run, machine
+
+FOLD = "import sys, torch; torch.set_num_threads({t}); from resm.fold import main; sys.exit(main(sys.argv[1:]))"
+
+def make_probe(workdir:Path, kind:str, layers:int=30, heads:int=20)->Path:
+    "A random zero-shot probe: dense (all weights non-zero) or sparse (a random tenth non-zero)."
+    from resm.probe import Probe
+    rng = np.random.default_rng(0)
+    w = rng.normal(0, 0.05, layers * heads).astype(np.float32)
+    if kind == "sparse": w[rng.permutation(len(w))[len(w) // 10:]] = 0
+    return Probe(w, -3.0, 6, dict(num_layers=layers, attention_heads=heads, source=f"random {kind}")).save(workdir/f"probe_150M_{kind}.json")
+
+def runs(v, key, fmt)->str: return ", ".join(format(x[key], fmt) for x in v)
+
+def fasta(work:Path, L:int)->Path:
+    from resm.io import write_fasta
+    rng = np.random.default_rng(L)
+    return write_fasta(work/f"fold_{L}.fa", {f"len{L}": "".join(rng.choice(list("ACGU"), L))})
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lengths", type=int, nargs="+", default=[4000, 10000])
+    ap.add_argument("--old-lengths", type=int, nargs="*", default=[4000], help="lengths at which the old code also runs")
+    ap.add_argument("--probes", nargs="+", default=["dense", "sparse"], choices=["dense", "sparse"])
+    ap.add_argument("--old", default="/tmp/old", help="worktree of the old commit")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--dtype", default="fp32")
+    ap.add_argument("--workdir", default="/tmp/resm_bench")
+    a = ap.parse_args()
+    work = Path(a.workdir); work.mkdir(parents=True, exist_ok=True)
+    if a.old_lengths and not (Path(a.old)/"resm"/"fold.py").exists(): sys.exit(f"no old code at {a.old}: git worktree add {a.old} f4fc392")
+    old_commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=a.old).stdout.strip() if a.old_lengths else "-"
+    spec = make_model(work)
+    env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), MKL_NUM_THREADS=str(a.threads))
+    print(machine(a.threads) + f"; old code: {old_commit}")
+    print(f"model: ESM2-150M architecture, random weights; `resm fold --format dbn --dtype {a.dtype}` (probabilities, matching decode, file)\n")
+    print("| L (nt) | probe | code | median wall (s) | runs (s) | peak RSS (GiB) | new vs old | same dbn | load average before runs |")
+    print("|---|---|---|---|---|---|---|---|---|", flush=True)
+    for L in a.lengths:
+        fa = fasta(work, L)
+        for kind in a.probes:
+            probe = make_probe(work, kind)
+            codes = (["old"] if L in a.old_lengths else []) + ["new"]
+            res = {c: [] for c in codes}
+            for rep in range(a.reps if len(codes) > 1 or L <= 4000 else 1):
+                for c in codes:
+                    out = work/f"fold_{c}_{L}_{kind}"
+                    for p in out.glob("*") if out.exists() else []: p.unlink()
+                    e = dict(env, PYTHONPATH=a.old if c == "old" else str(Path(__file__).resolve().parents[1]))
+                    cmd = [sys.executable, "-c", FOLD.format(t=a.threads), "fold", fa, "--model", spec, "--out", out, "--head", probe,
+                           "--device", "cpu", "--quiet", "--dtype", a.dtype]
+                    res[c].append(run(cmd, e)); print(f"  L={L} {kind} {c}: {res[c][-1]['s']:.0f} s", file=sys.stderr, flush=True)
+            same = ""
+            if len(codes) > 1:
+                same = "yes" if (work/f"fold_old_{L}_{kind}"/f"len{L}.dbn").read_bytes() == (work/f"fold_new_{L}_{kind}"/f"len{L}.dbn").read_bytes() else "NO"
+            med = {c: statistics.median(x["s"] for x in v) for c, v in res.items()}
+            for c, v in res.items():
+                ratio = f"{med['old'] / med['new']:.2f}x" if c == "new" and "old" in med else ""
+                print(f"| {L} | {kind} | {c} | {med[c]:.0f} | {runs(v, 's', '.0f')} | {max(x['rss'] for x in v):.2f} | "
+                      f"{ratio} | {same if c == 'new' else ''} | {runs(v, 'load', '.1f')} |", flush=True)
+    print(f"\nload average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+if __name__ == "__main__": main()
