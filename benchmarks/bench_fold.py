@@ -38,7 +38,8 @@ def main():
     ap.add_argument("--old-lengths", type=int, nargs="*", default=[4000], help="lengths at which the old code also runs")
     ap.add_argument("--probes", nargs="+", default=["dense", "sparse"], choices=["dense", "sparse"])
     ap.add_argument("--old", default="/tmp/old", help="worktree of the old commit")
-    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=3, help="alternating old/new rounds with the dense probe")
+    ap.add_argument("--reps-sparse", type=int, default=1, help="rounds with the sparse probe")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--dtype", default="fp32")
     ap.add_argument("--workdir", default="/tmp/resm_bench")
@@ -58,7 +59,7 @@ def main():
             probe = make_probe(work, kind)
             codes = (["old"] if L in a.old_lengths else []) + ["new"]
             res = {c: [] for c in codes}
-            for rep in range(a.reps if len(codes) > 1 or L <= 4000 else 1):
+            for rep in range(a.reps if kind == "dense" else a.reps_sparse):
                 for c in codes:
                     out = work/f"fold_{c}_{L}_{kind}"
                     for p in out.glob("*") if out.exists() else []: p.unlink()

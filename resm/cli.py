@@ -7,15 +7,15 @@ from __future__ import annotations
 import argparse, importlib, json, sys
 import resm
 from .errors import run_command
-from .model import load_model
 
 # %% auto 0
-__all__ = ['CLI_MODULES', 'info', 'build_parser', 'main']
+__all__ = ['CLI_MODULES', 'CLI_COMMANDS', 'info', 'build_parser', 'main']
 
 # %% ../nbs/99_cli.ipynb
 def info(spec:str, trust_checkpoint:bool=False)->dict:
     "Source format, architecture, size and mapping of a model spec."
     if not str(spec).strip(): raise ValueError("the model spec is empty: give a fair-esm name, a checkpoint, a run folder or 'tiny'")
+    from resm.model import load_model             # imported on use: `resm --help` stays free of torch
     model, tok = load_model(spec, device="cpu", trust_checkpoint=trust_checkpoint)
     m = model.resm_meta
     return dict(spec=str(spec), format=m["format"], layers=m["num_layers"], width=m["embed_dim"],
@@ -36,8 +36,20 @@ def _add_module(sub, name:str):
     if not hasattr(mod, "add_cli"): raise AttributeError(f"{name} is listed in CLI_MODULES but has no add_cli")
     mod.add_cli(sub)
 
-def build_parser()->argparse.ArgumentParser:
-    "The `resm` argument parser with every module's subcommands."
+CLI_COMMANDS = {   # subcommand: (module whose add_cli registers it, the help `resm --help` shows without importing it)
+    "data": ("resm.manifest", "list, fetch and verify datasets and checkpoints (data_manifest.yaml)"),
+    "embed": ("resm.embed", "per-nucleotide embeddings (and attention maps) of a FASTA file"),
+    "fold": ("resm.fold", "secondary structures of a FASTA file (dot-bracket, bpseq or ct)"),
+    "train": ("resm.train", "continued masked-LM training of ESM-2 on RNA (torchrun for several processes)"),
+    "export": ("resm.train", "write a model as a fair-esm .pt, a pickle-free .safetensors, or a Hugging Face folder"),
+    "eval": ("resm.evalcli", "zero-shot evaluations: zeroshot-ss, zeroshot-cls, zeroshot-rri, fitness"),
+    "finetune": ("resm.finetune_cli", "supervised fine-tuning: secondary structure, ribosome loading, expression"),
+    "reproduce": ("resm.reproduce", "run the figure notebooks with papermill into figures/ and docs/runs/"),
+}
+
+def build_parser(only:str|None=None # None: every module's subcommands; a name: import only that subcommand's module ("" none)
+                )->argparse.ArgumentParser:
+    "The `resm` argument parser; with `only`, the other subcommands are listed by name and help without importing them."
     p = argparse.ArgumentParser(prog="resm", description="RESM: RNA language modelling with protein ESM-2 on pseudo-protein RNA.")
     p.add_argument("--version", action="version", version=f"resm {resm.__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -46,13 +58,22 @@ def build_parser()->argparse.ArgumentParser:
     pi.add_argument("--trust-checkpoint", action="store_true", help="allow unpickling arbitrary objects (trusted files only)")
     pi.add_argument("--json", action="store_true", help="print JSON")
     pi.set_defaults(func=_run_info)
-    for name in CLI_MODULES: _add_module(sub, name)
+    if only is None:
+        for name in CLI_MODULES: _add_module(sub, name)
+        return p
+    target = CLI_COMMANDS[only][0] if only else None
+    for name, (mod, hlp) in CLI_COMMANDS.items():
+        if name in sub.choices: continue                                     # registered with a sibling of its module
+        if mod == target: _add_module(sub, mod)
+        else: sub.add_parser(name, help=hlp, add_help=False)                 # listed only; never run
     return p
 
 # %% ../nbs/99_cli.ipynb
 def main(argv:list[str]|None=None)->int:
     "Entry point of the `resm` console script."
-    p = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    cmd = next((a for a in argv if not a.startswith("-")), "")
+    p = build_parser(cmd if cmd in CLI_COMMANDS else "")                     # only the module of the command that runs
     args = p.parse_args(argv)
     if not hasattr(args, "func"): p.print_help(); return 2
     return run_command(args.func, args, f"resm {args.command}")

@@ -5,17 +5,41 @@
 # %% ../nbs/09z_eval_cli.ipynb 3
 from __future__ import annotations
 import argparse
+from pathlib import Path
 from . import zeroshot_ss, zeroshot_cls, zeroshot_rri, fitness
 from .errors import naming_inputs, positive_int, nonnegative_int, device_name
 
 # %% auto 0
-__all__ = ['EVAL_MODULES', 'COUNT_TYPES', 'add_cli']
+__all__ = ['EVAL_MODULES', 'COUNT_TYPES', 'REQUIRED', 'check_table', 'add_cli']
 
 # %% ../nbs/09z_eval_cli.ipynb
 EVAL_MODULES = (zeroshot_ss, zeroshot_cls, zeroshot_rri, fitness)
 COUNT_TYPES = {"max_seqs": nonnegative_int, "n_lr": nonnegative_int, "n_val": positive_int, "frag": positive_int,  # 0 = no cap where allowed
                "max_per_family": nonnegative_int, "n_freq": positive_int, "batch_size": positive_int, "n_wt": positive_int,
                "max_len": positive_int, "max_variants": positive_int, "num_threads": nonnegative_int, "device": device_name}
+
+REQUIRED = {"zeroshot-ss": ["id", "sequence", "structure"], "zeroshot-cls": ["id", "family", "sequence"],
+            "zeroshot-rri": ["id", "seq1", "seq2"], "fitness": ["mutant", "DMS_score"]}
+
+def check_table(path,          # a CSV (or .tsv) given as --data
+                columns:list   # columns that must be present and filled in every row
+               ):
+    "Refuse a table with a missing column or an empty required cell, naming the row, before a protocol reads it."
+    import pandas as pd
+    df = pd.read_csv(path, sep="\t" if str(path).endswith((".tsv", ".tsv.gz")) else ",", dtype=str, keep_default_na=False, index_col=False)
+    miss = [c for c in columns if c not in df.columns]
+    if miss: raise ValueError(f"{path}: missing column(s) {miss}; it needs {columns}")
+    if df.empty: raise ValueError(f"{path}: no rows")
+    for c in columns:
+        empty = df.index[df[c].str.strip() == ""]
+        if len(empty): raise ValueError(f"{path}: row {empty[0] + 1} has an empty {c!r}")
+
+def _checked(func, name):
+    def run(args):
+        if Path(str(args.data)).is_file(): check_table(args.data, REQUIRED[name])
+        return func(args)
+    run.__name__ = getattr(func, "__name__", "run"); run.__wrapped__ = func
+    return run
 
 def add_cli(sub # the top-level `resm` subparsers
            ):   # the `eval` parser
@@ -26,6 +50,7 @@ def add_cli(sub # the top-level `resm` subparsers
     for q in esub.choices.values():     # counts are checked by the parser; input errors name the file
         for a in q._actions:
             if a.dest in COUNT_TYPES: a.type = COUNT_TYPES[a.dest]
-        q.set_defaults(func=naming_inputs(q.get_default("func"), "data", "model", "wt", "probe", "out"))
+    for name, q in esub.choices.items():
+        q.set_defaults(func=naming_inputs(_checked(q.get_default("func"), name), "data", "model", "wt", "probe", "out"))
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
     return p

@@ -84,7 +84,7 @@ def attention_probs(attn,                   # a fair-esm MultiheadAttention
     return w.masked_fill(q_pad[:, None, :, None], 0.0)                                 # padded query rows are 0, as in fair-esm
 
 # %% ../nbs/01a_fast.ipynb
-def _block_rows(H:int, T:int, row_chunk:int|None, budget:int=8 * 2**20)->int:
+def _block_rows(H:int, T:int, row_chunk:int|None, budget:int=128 * 2**20)->int:
     "Query rows per block: `row_chunk`, or as many as fit `budget` bytes of float32 probabilities."
     return row_chunk or max(1, budget // (4 * H * T))
 
@@ -92,7 +92,7 @@ def explicit_attention(attn,                   # a fair-esm MultiheadAttention
                        x:torch.Tensor,         # (B, T, D) normalised input
                        key_padding_mask=None,  # (B, T) True at padding, or None
                        fn=None,                # called as fn(rows, probs (B, h, r, T) float32) for each block of query rows
-                       row_chunk:int|None=None, # query rows per block (default: ~8 MB of probabilities, cache-sized)
+                       row_chunk:int|None=None, # query rows per block (default: ~128 MB of probabilities)
                        heads=None              # head indices whose maps `fn` sees (None: all, and they make the output)
                       )->torch.Tensor:         # (B, T, D)
     "fair-esm self-attention with explicit float32 probabilities, one block of query rows at a time."

@@ -41,7 +41,7 @@ PROFILE_PARAMS = {
         "fig5": dict(model="run:kdny", data="mini", max_steps=600, channels=16, blocks=6, dilations="1,2,4,8,16,32", crop=128, lr=2e-3,
                      time_lengths="250,500,1000,2000"),
         "fig6": dict(model="run:kdny", max_steps=60),
-        "fig7": dict(max_seqs=0, n_lr=0, n_val=40),
+        "fig7": dict(max_seqs=100, n_lr=0, n_val=40),   # 100 of the 329 test RNAs: three small models, a wiring check
     },
     "full": {  # released weights and manifest data (`resm data fetch NAME`); a GPU is assumed
         "train": dict(main_model="esm2_t30_150M_UR50D", data="data:rnacentral_active", main_steps=2000, ablation_model="esm2_t6_8M_UR50D",
@@ -356,8 +356,9 @@ def _reproduce(profile, only, runs_dir, params, sizes)->dict:
 
 # %% ../nbs/11_reproduce.ipynb
 def _run_reproduce(args)->int:
-    try: extra = json.loads(args.params) if args.params else None
+    try: extra = json.loads(args.params) if args.params is not None else None
     except json.JSONDecodeError as e: raise ValueError(f"--params is not valid JSON: {e}") from None
+    if args.params is not None and not isinstance(extra, dict): raise ValueError(f"--params must be a JSON object such as '{{\"seed\": 1}}', got {args.params!r}")
     reproduce(args.profile, args.only, args.runs_dir, extra, args.dry_run, allow_dirty=args.allow_dirty); return 0
 
 def add_cli(sub):

@@ -79,6 +79,7 @@ def load_rri_csv(path:str|Path # CSV: id, seq1, seq2 and optionally structure ("
     df = pd.read_csv(path, dtype=str, keep_default_na=False, index_col=False)   # text as text: no index or number guessing
     miss = {"id", "seq1", "seq2"} - set(df.columns)
     if miss: raise ValueError(f"{path}: missing column(s) {sorted(miss)}; need id, seq1, seq2 [, structure | pairs]")
+    if df.empty: raise ValueError(f"{path}: no rows")
     from resm.io import normalize_seq
     df = df.assign(seq1=[normalize_seq(s, f"{i} (seq1)") for i, s in zip(df.id, df.seq1)],
                    seq2=[normalize_seq(s, f"{i} (seq2)") for i, s in zip(df.id, df.seq2)])

@@ -218,3 +218,21 @@ def test_bf16_cast_once_close_to_fp32_and_fp32_equal_to_fair_esm(tmp_path):
         np.testing.assert_allclose(f32[rid][4], ref, atol=1e-4)
         cos = torch.nn.functional.cosine_similarity(torch.from_numpy(bf[rid][4]), torch.from_numpy(f32[rid][4]), dim=-1)
         assert cos.min() >= 0.999, (rid, float(cos.min()))
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("dtype", ["fp32", "bf16", "fp16"])
+def test_cuda_embed_and_maps_equal_cpu(dtype):
+    "On CUDA: embeddings close to the CPU fp32 run (fp32 within 1e-4; bf16/fp16 cosine ≥ 0.999), same-pass maps equal fair-esm's."
+    m, tok = tiny_model(num_layers=4, embed_dim=128, attention_heads=8, seed=3)
+    recs = [(f"s{k}", rand_seq(n)) for k, n in enumerate([40, 200, 333])]
+    cpu = dict(embed_records(m, tok, recs))
+    mc = tiny_model(num_layers=4, embed_dim=128, attention_heads=8, seed=3)[0].cuda()
+    maps = {}
+    gpu = dict(embed_records(mc, tok, recs, dtype=dtype, attention=lambda r, L: maps.setdefault(r, np.zeros((32, L, L), np.float32))))
+    for rid, s in recs:
+        if dtype == "fp32":
+            np.testing.assert_allclose(gpu[rid][4], cpu[rid][4], atol=1e-4)
+            np.testing.assert_allclose(maps[rid], attention_maps(m, tok, s).numpy(), atol=1e-5)
+        cos = torch.nn.functional.cosine_similarity(torch.from_numpy(gpu[rid][4]), torch.from_numpy(cpu[rid][4]), dim=-1)
+        assert cos.min() >= 0.999, (rid, float(cos.min()))
