@@ -196,8 +196,10 @@ def model_spec(draw, st, T:Templates, tmp:Path)->tuple[str, list]:
     s = draw(st.sampled_from(["", " ", "tiny ", "TINY", "esm2_t0_0M", "\x00", "é", "../..", "-", "run:", "data:nope"])); return s, [s.strip() or "empty", repr(s)]
 
 
-def nasty(draw, st, good:list)->str:
-    return draw(st.sampled_from(good)) if draw(st.integers(0, 3)) else draw(st.sampled_from(NASTY_VALUES))
+def nasty(draw, st, good:list, work:bool=False)->str:
+    "Mostly a good value, else nonsense; `work`: the value sets how much work is done, so no huge valid numbers."
+    bad = [v for v in NASTY_VALUES if not (work and v in ("99999999999", "0x10", "1_0", "９"))]
+    return draw(st.sampled_from(good)) if draw(st.integers(0, 3)) else draw(st.sampled_from(bad))
 
 
 def build_embed_fold(cmd:str, draw, st, T, tmp:Path)->Case:
@@ -275,7 +277,7 @@ def build_data(sub:str, draw, st, T, tmp)->Case:
 
 def build_train(draw, st, T, tmp)->Case:
     _, _, _, records = strategies()
-    out = tmp/"run"; argv = ["train", *TRAIN_BASE, "--max-steps", nasty(draw, st, ["1", "2"]), "--out", str(out)]
+    out = tmp/"run"; argv = ["train", *TRAIN_BASE, "--max-steps", nasty(draw, st, ["1", "2"], work=True), "--out", str(out)]
     names, note = [out.name], ""
     if draw(st.integers(0, 3)):
         data, note = fasta_bytes(draw, st, records, long_line=2000); fa = _write(tmp/"rna.fa", data); argv += ["--data", str(fa)]; names.append(fa.name)
@@ -320,15 +322,15 @@ def build_eval(sub:str, draw, st, T, tmp)->Case:
     spec, mn = model_spec(draw, st, T, tmp); argv += ["--model", spec]; names += mn
     if sub == "zeroshot-ss":
         data, note = csv_bytes(draw, st, ["id", "sequence", "structure", "split"], SS_ROWS)
-        argv += ["--data", str(_write(tmp/"ss.csv", data)), "--split", "test", "--n-lr", "2", "--n-val", "1", "--max-seqs", nasty(draw, st, ["2"])]
+        argv += ["--data", str(_write(tmp/"ss.csv", data)), "--split", "test", "--n-lr", "2", "--n-val", "1", "--max-seqs", nasty(draw, st, ["2"], work=True)]
     elif sub == "zeroshot-cls":
         rows = [[f"q{k}", f"F{k % 2}", "ACGUAGGCAU"[k:] + "GGAC", "test"] for k in range(6)]
         data, note = csv_bytes(draw, st, ["id", "family", "sequence", "split"], rows)
-        argv += ["--data", str(_write(tmp/"cls.csv", data)), "--max-per-family", nasty(draw, st, ["3"]), "--n-freq", nasty(draw, st, ["4", "8"])]
+        argv += ["--data", str(_write(tmp/"cls.csv", data)), "--max-per-family", nasty(draw, st, ["3"], work=True), "--n-freq", nasty(draw, st, ["4", "8"], work=True)]
     elif sub == "zeroshot-rri":
         rows = [[f"p{k}", "GGGACUUCGG", "CCGAAGUCCC", "1" if k % 2 else "0", "GGGACUUCGG&CCGAAGUCCC" if False else "((((((((((&))))))))))"] for k in range(4)]
         data, note = csv_bytes(draw, st, ["id", "seq1", "seq2", "label", "structure"], rows)
-        argv += ["--data", str(_write(tmp/"rri.csv", data)), "--n-val", "1", "--n-lr", "2", "--frag", nasty(draw, st, ["20"]), "--linker", nasty(draw, st, ["AAAA", "", "LLL"])]
+        argv += ["--data", str(_write(tmp/"rri.csv", data)), "--n-val", "1", "--n-lr", "2", "--frag", nasty(draw, st, ["20"], work=True), "--linker", nasty(draw, st, ["AAAA", "", "LLL"])]
     else:
         data, note = csv_bytes(draw, st, ["mutant", "DMS_score"], [["A3G", "-0.8"], ["C4U", "-0.5"], ["U5A", "0.1"], ["G8C", "-1.2"], ["A3U:C4G", "0.3"]])
         wt = draw(st.sampled_from([str(FIX/"dms_tiny_wt.fa"), "GGACUUCGGUCCAUAGCAUG", "GGAC", "", str(_write(tmp/"wt.fa", b">w\n\xff\n"))]))
@@ -340,14 +342,14 @@ def build_eval(sub:str, draw, st, T, tmp)->Case:
 
 
 def build_finetune(sub:str, draw, st, T, tmp)->Case:
-    out = tmp/"ft"; argv = ["finetune", sub, "--out", str(out), "--max-steps", nasty(draw, st, ["1"]), "--batch-size", nasty(draw, st, ["2"])]
+    out = tmp/"ft"; argv = ["finetune", sub, "--out", str(out), "--max-steps", nasty(draw, st, ["1"], work=True), "--batch-size", nasty(draw, st, ["2"], work=True)]
     spec, mn = model_spec(draw, st, T, tmp); argv += ["--model", spec]; names = [out.name, *mn, "--max-steps", "--batch-size"]
     if sub == "ss":
         if draw(st.booleans()): argv += ["--data", str(FIX/"finetune"/"bprna")]
         else:
             data, note = csv_bytes(draw, st, ["id", "sequence", "structure", "split"], SS_ROWS + [["s6", "GGGGAAAACCCC", "((((....))))", "train"], ["s7", "GGGAAACCC", "(((...)))", "train"]])
             argv += ["--data", str(_write(tmp/"ss.csv", data))]; names.append("ss.csv")
-        argv += ["--crop", nasty(draw, st, ["32"]), "--channels", nasty(draw, st, ["4"]), "--blocks", nasty(draw, st, ["1"]), "--no-vienna"]
+        argv += ["--crop", nasty(draw, st, ["32"], work=True), "--channels", nasty(draw, st, ["4"], work=True), "--blocks", nasty(draw, st, ["1"], work=True), "--no-vienna"]
         names += ["--crop", "--channels", "--blocks"]
     else:
         src = FIX/"finetune"/("mrl_sample2019.csv" if sub == "mrl" else "expression_utrlm.csv")
@@ -355,7 +357,7 @@ def build_finetune(sub:str, draw, st, T, tmp)->Case:
         data, note = csv_bytes(draw, st, cols, rows, kind=draw(st.sampled_from(["valid", "random", "empty", "header_only", "missing_col", "bad_cell", "ragged", "mutated"])))
         argv += ["--data", str(_write(tmp/src.name, data)), "--mode", draw(st.sampled_from(["frozen", "lora"])), "--pool", draw(st.sampled_from(["mean", "conv"]))]
         names.append(src.name)
-        if sub == "mrl": argv += ["--n-test", nasty(draw, st, ["20"])]; names.append("--n-test")
+        if sub == "mrl": argv += ["--n-test", nasty(draw, st, ["20"], work=True)]; names.append("--n-test")
         else: argv += ["--target", draw(st.sampled_from(["rnaseq_log", "te_log", "nope", ""]))]; names.append("--target")
     return Case(f"finetune {sub}", argv, names=names, note=locals().get("note", ""))
 
@@ -450,7 +452,7 @@ def fixed_cases(T:Templates, tmp:Path)->list:
     ]
 
 
-def fuzz(n:int, seed:int=0, commands=None, subprocess_cases:int=0, show:int=3, stop_on_failure:bool=False, log=print, weights:dict|None=None)->dict:
+def fuzz(n:int, seed:int=0, commands=None, subprocess_cases:int=0, show:int=3, stop_on_failure:bool=False, log=print, weights:dict|None=None, failure_log:str="")->dict:
     "Run `n` generated cases; return {command: {cases, failures, slowest, examples}}."
     from hypothesis import given, settings, Phase, HealthCheck, strategies as st, seed as hseed
     os.environ.setdefault("RESM_DATA", tempfile.mkdtemp(prefix="resm-fuzz-data-"))
@@ -483,6 +485,8 @@ def fuzz(n:int, seed:int=0, commands=None, subprocess_cases:int=0, show:int=3, s
         if dt > s["slowest"]: s["slowest"], s["slowest_case"] = dt, " ".join(a if len(a) < 60 else a[:57] + "..." for a in map(str, case.argv[:12]))
         if why:
             s["failures"] += 1
+            if failure_log: 
+                with open(failure_log, "a") as f: f.write(json.dumps(dict(command=case.command, note=case.note, why=why, argv=[str(a) for a in case.argv])) + "\n")
             if len(s["examples"]) < show: s["examples"].append(dict(argv=[str(a) for a in case.argv], note=case.note, why=why, subprocess=sub))
             if stop_on_failure: raise AssertionError(f"{case.command} [{case.note}] {case.argv}: {why}")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -521,9 +525,10 @@ def main():
     ap.add_argument("--subprocess", type=int, default=20, help="how many of the cases run as a fresh `python -m resm.cli`")
     ap.add_argument("--show", type=int, default=3, help="failing examples kept per command")
     ap.add_argument("--json", default="", help="also write the statistics here")
+    ap.add_argument("--failures", default="", help="append each failing case to this file (JSON lines) as it happens")
     a = ap.parse_args()
     t0 = time.time()
-    stats = fuzz(a.cases, a.seed, [c.strip() for c in a.commands.split(",") if c.strip()] or None, a.subprocess, a.show)
+    stats = fuzz(a.cases, a.seed, [c.strip() for c in a.commands.split(",") if c.strip()] or None, a.subprocess, a.show, failure_log=a.failures)
     import torch
     print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, torch {torch.__version__}; "
           f"seed {a.seed}; {time.time() - t0:.0f} s wall\n")

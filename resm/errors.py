@@ -11,7 +11,7 @@ from pathlib import Path
 # %% auto 0
 __all__ = ['EXIT_OK', 'EXIT_BUG', 'EXIT_INPUT', 'EXIT_INTERRUPTED', 'positive_int', 'nonnegative_int', 'probability',
            'positive_float', 'input_errors', 'error_line', 'run_command', 'InputError', 'about', 'naming_inputs',
-           'device_name']
+           'device_name', 'check_table']
 
 # %% ../nbs/00b_errors.ipynb
 EXIT_OK, EXIT_BUG, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -93,3 +93,23 @@ def device_name(s:str)->str:
     import re
     if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", s): raise argparse.ArgumentTypeError(f"{s!r} is not a device: use auto, cpu, cuda, cuda:N or mps")
     return s
+
+# %% ../nbs/00b_errors.ipynb
+def check_table(path,          # a CSV (or .tsv) given as --data
+                columns:list,  # columns that must be present and filled in every row
+                numeric:list=()# columns whose cells must be finite numbers
+               ):
+    "Refuse a table with a missing column or an empty required cell, naming the row."
+    import pandas as pd
+    with about(path):   # missing values as pandas reads them by default ("", "NA", "nan", ...): what the loaders will see
+        df = pd.read_csv(path, sep="\t" if str(path).endswith((".tsv", ".tsv.gz")) else ",", dtype=str, index_col=False)
+    miss = [c for c in columns if c not in df.columns]
+    if miss: raise ValueError(f"{path}: missing column(s) {miss}; it needs {columns}")
+    if df.empty: raise ValueError(f"{path}: no rows")
+    for c in columns:
+        empty = df.index[df[c].isna() | (df[c].str.strip() == "")]
+        if len(empty): raise ValueError(f"{path}: row {empty[0] + 1} has an empty {c!r}")
+    for c in numeric:
+        v = pd.to_numeric(df[c], errors="coerce")
+        bad = df.index[~pd.Series(v).apply(lambda x: math.isfinite(x) if x == x else False)]
+        if len(bad): raise ValueError(f"{path}: row {bad[0] + 1}: {c!r} must be a number, got {df[c][bad[0]]!r}")

@@ -7,10 +7,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 from . import zeroshot_ss, zeroshot_cls, zeroshot_rri, fitness
-from .errors import naming_inputs, positive_int, nonnegative_int, device_name
+from .errors import naming_inputs, positive_int, nonnegative_int, device_name, check_table
 
 # %% auto 0
-__all__ = ['EVAL_MODULES', 'COUNT_TYPES', 'REQUIRED', 'check_table', 'add_cli']
+__all__ = ['EVAL_MODULES', 'COUNT_TYPES', 'REQUIRED', 'add_cli']
 
 # %% ../nbs/09z_eval_cli.ipynb
 EVAL_MODULES = (zeroshot_ss, zeroshot_cls, zeroshot_rri, fitness)
@@ -21,21 +21,9 @@ COUNT_TYPES = {"max_seqs": nonnegative_int, "n_lr": nonnegative_int, "n_val": po
 REQUIRED = {"zeroshot-ss": ["id", "sequence", "structure"], "zeroshot-cls": ["id", "family", "sequence"],
             "zeroshot-rri": ["id", "seq1", "seq2"], "fitness": ["mutant", "DMS_score"]}
 
-def check_table(path,          # a CSV (or .tsv) given as --data
-                columns:list   # columns that must be present and filled in every row
-               ):
-    "Refuse a table with a missing column or an empty required cell, naming the row, before a protocol reads it."
-    import pandas as pd
-    df = pd.read_csv(path, sep="\t" if str(path).endswith((".tsv", ".tsv.gz")) else ",", dtype=str, keep_default_na=False, index_col=False)
-    miss = [c for c in columns if c not in df.columns]
-    if miss: raise ValueError(f"{path}: missing column(s) {miss}; it needs {columns}")
-    if df.empty: raise ValueError(f"{path}: no rows")
-    for c in columns:
-        empty = df.index[df[c].str.strip() == ""]
-        if len(empty): raise ValueError(f"{path}: row {empty[0] + 1} has an empty {c!r}")
-
 def _checked(func, name):
     def run(args):
+        if not str(args.model).strip(): raise ValueError("--model is empty: give a fair-esm name, a checkpoint, a run folder or 'tiny'")
         if Path(str(args.data)).is_file(): check_table(args.data, REQUIRED[name])
         return func(args)
     run.__name__ = getattr(func, "__name__", "run"); run.__wrapped__ = func

@@ -5,7 +5,8 @@
 # %% ../nbs/10b_finetune_cli.ipynb 2
 from __future__ import annotations
 import argparse, json
-from .errors import naming_inputs, positive_int, nonnegative_int, positive_float, device_name
+from .errors import naming_inputs, positive_int, nonnegative_int, positive_float, device_name, check_table
+from pathlib import Path
 from .finetune_ss import finetune_ss
 from .finetune_reg import finetune_reg
 
@@ -17,7 +18,7 @@ def _common(p:argparse.ArgumentParser, data_help:str):
     p.add_argument("--model", default="tiny", help="backbone: fair-esm name, checkpoint, run directory, or 'tiny'")
     p.add_argument("--data", default="mini", help=data_help)
     p.add_argument("--out", required=True, help="output directory")
-    p.add_argument("--max-steps", type=nonnegative_int, default=200, help="optimizer steps")
+    p.add_argument("--max-steps", type=positive_int, default=200, help="optimizer steps")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="one seed for init, data order and crops")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     p.add_argument("--batch-size", type=positive_int, default=None, help="sequences (ss: crops) per step")
@@ -34,7 +35,16 @@ def _summary(m:dict)->str:
     return "\n".join(lines)
 
 # %% ../nbs/10b_finetune_cli.ipynb
+def _check_model(a):
+    if not str(a.model).strip(): raise ValueError("--model is empty: give a fair-esm name, a checkpoint, a run folder or 'tiny'")
+
 def _run_ss(a)->int:
+    _check_model(a)
+    if Path(a.data).is_file() and a.data.endswith((".csv", ".tsv")):
+        import pandas as pd
+        from resm.errors import about
+        with about(a.data): cols = list(pd.read_csv(a.data, sep="\t" if a.data.endswith(".tsv") else ",", nrows=0).columns)
+        check_table(a.data, ["id", "sequence", "structure"] + (["split"] if "split" in cols else []))
     head = {k: v for k, v in dict(crop=a.crop, channels=a.channels, blocks=a.blocks, emb_proj=a.emb_proj).items() if v is not None}
     train = {"lr": a.lr} if a.lr else {}
     m = finetune_ss(a.model, a.data, a.out, a.max_steps, a.seed, a.resume, head=head, train=train,
@@ -43,6 +53,15 @@ def _run_ss(a)->int:
     return 0
 
 def _run_reg(a)->int:
+    _check_model(a)
+    if Path(a.data).is_file() and a.data.endswith((".csv", ".tsv")):
+        if a.task == "mrl": check_table(a.data, ["utr", "total_reads", "rl"], numeric=["total_reads", "rl"])
+        else:
+            import pandas as pd
+            from resm.errors import about
+            with about(a.data): cols = list(pd.read_csv(a.data, nrows=0).columns)
+            t = a.target or ("rnaseq_log" if "rnaseq_log" in cols else "te_log")   # the reader's default
+            check_table(a.data, ["utr", t], numeric=[t])
     m = finetune_reg(a.task, a.model, a.data, a.out, a.max_steps, a.seed, a.resume, a.mode, a.pool,
                      target=getattr(a, "target", None), n_test=getattr(a, "n_test", 20000), batch_size=a.batch_size or 32,
                      lr=a.lr, device=a.device, trust_checkpoint=a.trust_checkpoint)

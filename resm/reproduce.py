@@ -200,6 +200,7 @@ def train_run(cache:Path,              # the profile's cache folder
               data:str="mini",         # "mini", a FASTA path, or data:NAME (a streamed manifest FASTA, e.g. data:rnacentral_active)
               steps:int=2,             # optimizer steps
               reuse:bool=True,         # reuse a finished run; resume an interrupted one
+              trust_checkpoint:bool=False, # unpickle any object in the start model's file (trusted files only)
               **overrides              # further TrainConfig fields
              )->Path:                  # the run folder (a `load_model` spec)
     "Train, reuse or resume one cached MLM run; a run made with any other configuration is retrained."
@@ -212,7 +213,7 @@ def train_run(cache:Path,              # the profile's cache folder
     resume = reuse and same and (out/"checkpoints").exists() and any((out/"checkpoints").glob("*.pt"))
     if not resume and out.exists(): import shutil; shutil.rmtree(out)
     if not resume: stamp(out, fp)                       # the commit the run is computed at, before it starts
-    train_mlm(TrainConfig.from_dict(cfg), out, resume=resume)
+    train_mlm(TrainConfig.from_dict(cfg), out, resume=resume, trust_checkpoint=trust_checkpoint)
     return out
 
 # %% ../nbs/11_reproduce.ipynb
@@ -359,6 +360,7 @@ def _run_reproduce(args)->int:
     try: extra = json.loads(args.params) if args.params is not None else None
     except json.JSONDecodeError as e: raise ValueError(f"--params is not valid JSON: {e}") from None
     if args.params is not None and not isinstance(extra, dict): raise ValueError(f"--params must be a JSON object such as '{{\"seed\": 1}}', got {args.params!r}")
+    if args.trust_checkpoint: extra = (extra or {}) | {"trust_checkpoint": True}
     reproduce(args.profile, args.only, args.runs_dir, extra, args.dry_run, allow_dirty=args.allow_dirty); return 0
 
 def add_cli(sub):
@@ -369,5 +371,6 @@ def add_cli(sub):
     p.add_argument("--runs-dir", default="docs/runs", help="folder for the executed notebooks")
     p.add_argument("--allow-dirty", action="store_true", help="run from a checkout with uncommitted changes (results are stamped <commit>-dirty)")
     p.add_argument("--dry-run", action="store_true", help="full profile on tiny stand-ins of every manifest entry (CPU, temporary folder)")
+    p.add_argument("--trust-checkpoint", action="store_true", help="let every notebook unpickle any object in model files (trusted files only)")
     p.add_argument("--params", default=None, help='JSON of extra parameters, e.g. \'{"seed": 1}\'')
     p.set_defaults(func=_run_reproduce)

@@ -96,8 +96,8 @@ def _coerce(name:str, kind:str, v):
 def _check(cfg)->None:
     for k, opts in _CHOICES.items():
         if getattr(cfg, k) not in opts: raise ValueError(f"config key {k!r} (--{k.replace('_', '-')}) must be one of {opts}, got {getattr(cfg, k)!r}")
-    if not 0 < cfg.mask_prob < 1: raise ValueError(f"mask_prob must be in (0, 1), got {cfg.mask_prob}")
-    if not 1 <= cfg.span_min <= cfg.span_max: raise ValueError(f"need 1 <= span_min <= span_max, got {cfg.span_min}, {cfg.span_max}")
+    if not 0 < cfg.mask_prob < 1: raise ValueError(f"config key 'mask_prob' (--mask-prob) must be in (0, 1), got {cfg.mask_prob}")
+    if not 1 <= cfg.span_min <= cfg.span_max: raise ValueError(f"need 1 <= span_min <= span_max (--span-min, --span-max), got {cfg.span_min}, {cfg.span_max}")
     fin = math.isfinite
     for k, ok, want in [("grad_accum", cfg.grad_accum >= 1, ">= 1"), ("max_steps", cfg.max_steps >= 0, ">= 0"), ("max_len", cfg.max_len >= 3, ">= 3"),
                         ("batch_tokens", cfg.batch_tokens >= 1, ">= 1"), ("warmup_steps", cfg.warmup_steps >= 0, ">= 0"),
@@ -110,6 +110,7 @@ def _check(cfg)->None:
                         ("log_every", cfg.log_every >= 1, ">= 1"), ("num_threads", cfg.num_threads >= 0, ">= 0"), ("eval_max_seqs", cfg.eval_max_seqs >= 1, ">= 1"),
                         ("probe_max_seqs", cfg.probe_max_seqs >= 1, ">= 1"), ("early_stop_patience", cfg.early_stop_patience >= 0, ">= 0"),
                         ("seed", 0 <= cfg.seed < 2**32, "in [0, 2**32)"),
+                        ("model", bool(str(cfg.model).strip()), "a model spec (a fair-esm name, a checkpoint, a run folder or 'tiny')"),
                         ("device", re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", cfg.device), "auto, cpu, cuda, cuda:N or mps")]:
         if not ok: raise ValueError(f"config key {k!r} (--{k.replace('_', '-')}) must be {want}, got {getattr(cfg, k)!r}")
     if cfg.mapping:
@@ -230,6 +231,15 @@ def held_out(rid:str, cfg:TrainConfig)->bool:
     "Whether record `rid` belongs to the validation share `val_frac` (a hash of the seed and the id)."
     return int(hashlib.sha1(f"{cfg.seed}:{rid}".encode()).hexdigest()[:8], 16) < cfg.val_frac * 2**32
 
+def _naming(items, path):
+    "Iterate `items`; an input error raised while reading names `path`."
+    it = iter(items)
+    while True:
+        with about(path):
+            try: item = next(it)
+            except StopIteration: return
+        yield item
+
 def fasta_batches(paths:list,               # FASTA files (optionally .gz), streamed in order
                   tok,                      # RNATokenizer
                   cfg:TrainConfig,          # seed, max_len, batch_tokens, val_frac and the masking fields
@@ -251,7 +261,7 @@ def fasta_batches(paths:list,               # FASTA files (optionally .gz), stre
             buf.clear()
         for path in paths:
             stream = FastaStream(path, tok, max_len=cfg.max_len - 2, seed=cfg.seed); stream.set_epoch(epoch)
-            for item in stream:
+            for item in _naming(stream, path):
                 if held_out(item["id"], cfg): continue
                 buf.append(item["tokens"][1:-1])
                 if len(buf) >= buffer: yield from drain()
@@ -437,8 +447,9 @@ class MetricsLog:
     def __init__(self, path:str|Path, resume_step:int|None=None):
         self.path, self.rows, self.fields = Path(path), [], []
         if resume_step is not None and self.path.exists():
-            with open(self.path, newline="") as f: old = list(csv.DictReader(f))
-            self.rows = [r for r in old if int(float(r["step"])) <= resume_step]
+            with about(self.path, also=(KeyError, TypeError)):     # a damaged log is named, not a traceback
+                with open(self.path, newline="", encoding="utf-8") as f: old = list(csv.DictReader(f))
+                self.rows = [r for r in old if int(float(r["step"])) <= resume_step]
             self.fields = list(old[0].keys()) if old else []
         self._rewrite()
 
@@ -517,8 +528,8 @@ def train_loop(cfg:TrainConfig,        # optimisation, logging and checkpoint se
         _set_rng_state(state["rng"])
         step, (epoch, index), best, bad = state["step"], state["data"], state["best"], state["bad_evals"]
     else: seed_everything(cfg.seed)
+    log = MetricsLog(out_dir/"metrics.csv", resume_step=step if state else None) if rank == 0 else None   # read (and checked) first
     if rank == 0: atomic_write_text(out_dir/"train_config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
-    log = MetricsLog(out_dir/"metrics.csv", resume_step=step if state else None) if rank == 0 else None
     stream = _stream(make_batches, epoch, index)
     hist = {"steps": [], "losses": [], "evals": [], "best_step": state.get("best_step") if state else None,
             "best_metric": best, "stopped_early": False, "sync": []}
@@ -674,7 +685,7 @@ def mlm_data(cfg:TrainConfig)->dict:
             from resm.io import iter_fasta
             with about(path):
                 if next(iter_fasta(path, unique=False), None) is None: raise ValueError(f"training data {path}: no FASTA records")
-            fasta.append(path); val += _held_out_seqs(path, cfg, cfg.eval_max_seqs - len(val))
+                fasta.append(path); val += _held_out_seqs(path, cfg, cfg.eval_max_seqs - len(val))
     if not train and not fasta: raise ValueError(f"no training sequences in {cfg.data}")
     return {"train": train, "fasta": fasta, "val": val[:cfg.eval_max_seqs], "lr": lr_df, "probe_val": pval}
 
@@ -756,6 +767,7 @@ def _run_train(args)->int:
 EXPORT_FORMATS = ("fair-esm", "safetensors", "hf")
 
 def _run_export(args)->int:
+    if not str(args.run).strip(): raise ValueError("the run or model to export is empty: give a run folder, a checkpoint, a fair-esm name or 'tiny'")
     model, tok = load_model(args.run, device="cpu", trust_checkpoint=args.trust_checkpoint)
     if args.format == "safetensors": print(save_safetensors(model, tok, args.dest))
     elif args.format == "hf": print(export_hf(model, tok, args.dest))
