@@ -35,11 +35,13 @@ reproduce: $(STAMP)
 	$(BIN)/resm reproduce --profile mini
 
 # Library notebooks are the documentation: re-execute them in place with their outputs (as nbdev_test runs them:
-# IN_TEST=1, slow/gpu cells skipped), then strip run metadata. NBS=nbs/00_tokenizer.ipynb runs just one.
+# IN_TEST=1, slow/gpu cells skipped), strip run metadata, then build the site into _docs/ (docs/build_site.py).
+# NBS=nbs/00_tokenizer.ipynb re-executes just one.
 NBS ?=
 docs: $(STAMP)
-	$(BIN)/python tools/run_docs.py $(NBS)
+	$(BIN)/python docs/run_notebooks.py $(NBS)
 	$(BIN)/nbdev_clean
+	$(BIN)/python docs/build_site.py --out _docs
 
 export: $(STAMP)
 	$(BIN)/nbdev_export

@@ -6,14 +6,13 @@
 from __future__ import annotations
 import argparse, os, re, sys, tempfile, time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
 from datetime import timedelta
 from pathlib import Path
 import numpy as np
 import torch
 from Bio.SeqIO.FastaIO import SimpleFastaParser
 from tqdm.auto import tqdm
-from .files import atomic_path, atomic_write_text
+from .files import atomic_path, atomic_write_text, file_mode
 from .errors import about, run_command, device_name, positive_int
 from .io import open_text
 from .model import load_model
@@ -240,14 +239,15 @@ def finish_run(out:Path, columns:list, settings:dict, rank:int=0, then=None):
 # %% ../nbs/07_embed.ipynb
 def _map_files(out:Path, H:int, dtype):
     "open(id, L) -> a (H, L, L) memory-mapped .npy being written; close(id) -> its file name, renamed into place."
-    stacks = {}
+    pending = {}
     def open_(rid, L):
-        st = ExitStack(); tmp = st.enter_context(atomic_path(out/f"{safe_name(rid)}_atp.npy"))
-        stacks[rid] = (st, np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(H, L, L)))
-        return stacks[rid][1]
+        path = out/f"{safe_name(rid)}_atp.npy"; tmp = out/f".{path.name}.{os.getpid()}.tmp"   # `clean_tmp` removes leftovers
+        pending[rid] = (tmp, path, np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(H, L, L)))
+        return pending[rid][2]
     def close(rid)->str:
-        st, arr = stacks.pop(rid); arr.flush(); del arr; st.close()
-        return f"{safe_name(rid)}_atp.npy"
+        tmp, path, arr = pending.pop(rid); del arr                # unmapped; the page cache writes it back
+        os.chmod(tmp, file_mode()); os.replace(tmp, path)         # a kill never leaves a torn map under its final name
+        return path.name
     return open_, close
 
 def embed_fasta(fasta:str|Path,          # input FASTA

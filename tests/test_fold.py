@@ -77,11 +77,12 @@ def test_zeroshot_probe_fitted_on_lr_split_and_cached(tmp_path, monkeypatch):
     np.testing.assert_array_equal(zeroshot_probe(model, tok).weight, p.weight)
 
 def test_contact_head_of_checkpoint(tmp_path):
-    "A fair-esm checkpoint with a contact regression: `--head zeroshot` uses it, equal to fair-esm's predict_contacts."
+    "A released-layout checkpoint with its contact regression: `--head zeroshot` uses it, equal to fair-esm's predict_contacts."
+    from resm.model import save_like_release
     m, _ = tiny_model(num_layers=2, embed_dim=32, attention_heads=4, seed=5)
-    spec = export_fair_esm(m, tmp_path/"ck.pt")
+    spec = save_like_release(m, tmp_path/"RESM-tiny-KDNY.ckpt")
     model, tok = load_model(spec, device="cpu")
-    assert model.resm_meta["has_contact_head"]
+    assert model.resm_meta["has_contact_head"] and model.resm_meta["init"] == "resm-release"
     s = rand_seq(33)
     fold_fasta(write_fasta(tmp_path/"in.fa", {"s": s}), (model, tok), tmp_path/"o", probs=True, threshold=0.9, progress=False)
     P = np.load(tmp_path/"o"/"s_probs.npy")
