@@ -93,7 +93,8 @@ def test_cli_zeroshot_ss(tmp_path):
     for k in ("model", "viennarna", "best_head"): assert {"f1", "precision", "recall", "mcc"} <= set(m[k])
     assert m["viennarna"]["f1"] > 0.1                                        # a real baseline on real structures
     tab = pd.read_csv(tmp_path / "per_sequence.csv")
-    assert set(tab.method) == {"probe", "best_head", "viennarna"} and len(tab) == 12
+    assert set(tab.method) == {"probe", "best_head", "viennarna", "probe_authors"} and len(tab) == 16
+    assert {"f1", "threshold", "tp", "fp", "fn"} <= set(m["authors"]["model"]) and m["protocol"] == "both"
 
 
 def test_cli_zeroshot_cls(tmp_path):
