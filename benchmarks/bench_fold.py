@@ -7,7 +7,8 @@ forms those maps). Each run is `resm fold` in a fresh process with its peak RSS 
 alternate --reps rounds; medians and the ratio of medians are printed with the load average before each run.
 
 The old code is a git worktree: `git worktree add /tmp/old f4fc392` (it is run with PYTHONPATH pointing there).
-Usage: python benchmarks/bench_fold.py [--lengths 4000 10000] [--old-lengths 4000] [--probes dense sparse] [--reps 3]
+Usage: python benchmarks/bench_fold.py [--lengths 4000 10000] [--old-lengths 4000 10000] [--probes dense sparse] [--reps 3]
+       [--reps-sparse 1] [--reps-long 1]
 """
 import argparse, json, os, statistics, subprocess, sys
 from pathlib import Path
@@ -40,6 +41,7 @@ def main():
     ap.add_argument("--old", default="/tmp/old", help="worktree of the old commit")
     ap.add_argument("--reps", type=int, default=3, help="alternating old/new rounds with the dense probe")
     ap.add_argument("--reps-sparse", type=int, default=1, help="rounds with the sparse probe")
+    ap.add_argument("--reps-long", type=int, default=1, help="rounds (either probe) at lengths of 10,000 nt and more")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--dtype", default="fp32")
     ap.add_argument("--workdir", default="/tmp/resm_bench")
@@ -59,7 +61,7 @@ def main():
             probe = make_probe(work, kind)
             codes = (["old"] if L in a.old_lengths else []) + ["new"]
             res = {c: [] for c in codes}
-            for rep in range(a.reps if kind == "dense" else a.reps_sparse):
+            for rep in range(a.reps_long if L >= 10000 else a.reps if kind == "dense" else a.reps_sparse):
                 for c in codes:
                     out = work/f"fold_{c}_{L}_{kind}"
                     for p in out.glob("*") if out.exists() else []: p.unlink()

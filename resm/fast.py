@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
 # %% auto 0
-__all__ = ['embed', 'torch_dtype', 'cast_model', 'qkv', 'sdpa_attention', 'attention_probs', 'explicit_attention',
+__all__ = ['embed', 'torch_dtype', 'cast_model', 'qkv', 'sdpa_attention', 'attention_probs', 'softmax_', 'explicit_attention',
            'layer_forward', 'fast_forward']
 
 # %% ../nbs/01a_fast.ipynb
@@ -84,39 +84,48 @@ def attention_probs(attn,                   # a fair-esm MultiheadAttention
     return w.masked_fill(q_pad[:, None, :, None], 0.0)                                 # padded query rows are 0, as in fair-esm
 
 # %% ../nbs/01a_fast.ipynb
-def _block_rows(H:int, T:int, row_chunk:int|None, budget:int=128 * 2**20)->int:
-    "Query rows per block: `row_chunk`, or as many as fit `budget` bytes of float32 probabilities."
-    return row_chunk or max(1, budget // (4 * H * T))
+def _block_rows(h:int, T:int, row_chunk:int|None, budget:int=32 * 2**20)->int:
+    "Query rows per block: `row_chunk`, or as many as fit `budget` bytes of float32 probabilities of `h` maps."
+    return min(T, row_chunk or max(1, budget // (4 * h * T)))
+
+def softmax_(x:torch.Tensor # (..., T) float
+            )->torch.Tensor: # `x` itself, holding softmax(x) over the last dimension
+    "Softmax over the last dimension in place: no second block of memory."
+    return torch.ops.aten._softmax.out(x, -1, False, out=x)
 
 def explicit_attention(attn,                   # a fair-esm MultiheadAttention
                        x:torch.Tensor,         # (B, T, D) normalised input
                        key_padding_mask=None,  # (B, T) True at padding, or None
-                       fn=None,                # called as fn(rows, probs (B, h, r, T) float32) for each block of query rows
-                       row_chunk:int|None=None, # query rows per block (default: ~128 MB of probabilities)
+                       fn=None,                # called as fn(rows, probs (B, h, r, T) float32) per block; probs is reused after it returns
+                       row_chunk:int|None=None, # query rows per block (default: ~32 MB of probabilities)
                        heads=None              # head indices whose maps `fn` sees (None: all, and they make the output)
                       )->torch.Tensor:         # (B, T, D)
     "fair-esm self-attention with explicit float32 probabilities, one block of query rows at a time."
-    B, T, D = x.shape
+    B, T, D = x.shape; H = attn.num_heads; hd = D // H
     q, k, v = qkv(attn, x)                                                     # (B, H, T, hd)
-    reuse = heads is None or len(heads) == attn.num_heads and list(heads) == list(range(attn.num_heads))
+    reuse = heads is None or list(heads) == list(range(H))
     if not reuse:
         out = sdpa_attention(attn, x, key_padding_mask)
         if len(heads) == 0: return out
         idx = torch.as_tensor(heads, device=x.device); q, k = q[:, idx], k[:, idx]
-    kt, vf = k.float().transpose(-1, -2), v.float()                             # (B, h, hd, T), (B, H, T, hd)
-    o = torch.empty(B, q.shape[1], T, q.shape[-1], dtype=torch.float32, device=x.device) if reuse else None
-    r = _block_rows(q.shape[1], T, row_chunk)
+    h = q.shape[1]
+    q3 = q.float().reshape(B * h, T, hd)                                       # (B·h, T, hd)
+    kt = k.float().reshape(B * h, T, hd).transpose(1, 2)                       # (B·h, hd, T)
+    r = _block_rows(B * h, T, row_chunk)
+    buf = torch.empty(B * h, r, T, device=x.device)                            # the one block of probabilities
+    if reuse: vf, o = v.float().reshape(B * H, T, hd), torch.empty(B * H, T, hd, device=x.device)
     for a in range(0, T, r):
-        rows = slice(a, min(a + r, T))
-        w = torch.matmul(q[:, :, rows].float(), kt)                            # (B, h, r, T)
-        if key_padding_mask is not None: w = w.masked_fill(key_padding_mask[:, None, None, :], float("-inf"))
-        w -= w.amax(-1, keepdim=True); w.exp_(); w *= w.sum(-1, keepdim=True).reciprocal_()  # softmax in place
-        p = w
+        rows = slice(a, min(a + r, T)); n = rows.stop - a
+        s = buf if n == r else buf[:, :n].contiguous()                          # (B·h, n, T); a short last block
+        torch.bmm(q3[:, rows], kt, out=s)                                      # scores
+        p = s.view(B, h, n, T)
+        if key_padding_mask is not None: p.masked_fill_(key_padding_mask[:, None, None, :], float("-inf"))
+        softmax_(s)
         if fn is not None:                                                     # padded query rows are 0, as in fair-esm's maps
             fn(rows, p if key_padding_mask is None else p.masked_fill(key_padding_mask[:, None, rows, None], 0.0))
-        if reuse: o[:, :, rows] = torch.matmul(p, vf)                          # (B, H, r, hd); matmul(out=slice) is slow
+        if reuse: o[:, rows] = torch.bmm(s, vf)                                # (B·H, n, hd); bmm(out=slice) is slow
     if not reuse: return out
-    return attn.out_proj(o.to(x.dtype).transpose(1, 2).reshape(B, T, D))
+    return attn.out_proj(o.view(B, H, T, hd).to(x.dtype).transpose(1, 2).reshape(B, T, D))
 
 # %% ../nbs/01a_fast.ipynb
 def layer_forward(layer, x:torch.Tensor, key_padding_mask=None, hook=None, idx:int=0,

@@ -58,14 +58,14 @@ def _pair_logits_full(model, tok, seq, weight, bias, row_chunk=None, dtype="fp32
         lo, hi = max(rows.start, 1), min(rows.stop, L + 1)
         if lo >= hi: return
         a, b = lo - rows.start, hi - rows.start                                  # residue rows of this block
-        ws = torch.matmul(w[i, heads[i]], p.flatten(1)).view(p.shape[1], T)     # (r, T) Σ_h w_h p_h
-        S[lo-1:hi-1] += ws[a:b, 1:L+1]
-        R[i][:, lo-1:hi-1] += 1 - p[:, a:b, 0] - p[:, a:b, L+1]                  # residue row sums: rows sum to 1
-        R[i] += p[:, a:b, 1:L+1].sum(1)                                          # residue column sums (h, L)
+        blk = p if (a, b) == (0, p.shape[1]) else p[:, a:b]                      # (h, r', T); a copy only at BOS/EOS blocks
+        S[lo-1:hi-1] += torch.mm(w[i, heads[i]][None], blk.reshape(len(heads[i]), -1)).view(b - a, T)[:, 1:L+1]  # Σ_h w_h p_h
+        R[i][:, lo-1:hi-1] += 1 - blk[:, :, 0] - blk[:, :, L+1]                  # residue row sums: rows sum to 1
+        R[i] += blk.sum(1)[:, 1:L+1]                                             # residue column sums (h, L), one contiguous pass
     _stream_attention(model, toks, acc, row_chunk, dtype, heads=heads)
     Rall = torch.cat(R); coef = torch.cat([w[i, h] for i, h in enumerate(heads)]) / Rall.sum(-1)  # (n_weighted,)
-    out = S.T.clone(); out += S
-    if len(Rall): out.addmm_((Rall * coef[:, None]).T, Rall, alpha=-1)
+    if len(Rall): S.addmm_((Rall * coef[:, None]).T, Rall, alpha=-0.5)         # half the APC term, before symmetrizing:
+    out = S.T.clone(); out += S                                                  # x + xᵀ is exactly symmetric in floating point
     del S
     return out.add_(float(bias)).cpu()                                           # in place: a few (L, L) matrices at most
 

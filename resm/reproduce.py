@@ -13,8 +13,8 @@ from .files import atomic_write_bytes, atomic_write_text
 # %% auto 0
 __all__ = ['FIGURES', 'PROFILES', 'PROFILE_PARAMS', 'DRY_RUN_PARAMS', 'OUTPUT_PATHS', 'RESULT_FIELDS', 'select', 'stand_in_env',
            'check_parameters', 'repo_root', 'output_dirs', 'model_spec', 'model_label', 'fingerprint', 'git_commit',
-           'current_commit', 'stamp', 'provenance', 'model_key', 'model_init', 'cached', 'train_run', 'save_figure',
-           'record', 'write_results', 'run_notebook', 'reproduce', 'check_params', 'add_cli']
+           'current_commit', 'stamp', 'provenance', 'model_key', 'model_init', 'cached', 'train_run', 'init_caption',
+           'save_figure', 'record', 'write_results', 'run_notebook', 'reproduce', 'check_params', 'add_cli']
 
 # %% ../nbs/11_reproduce.ipynb
 FIGURES = {  # key: (notebook in nbs/figures, what it shows)
@@ -182,7 +182,12 @@ def model_key(spec:str, cache:Path)->str:
 def model_init(spec:str, cache:Path)->str:
     "How a model was initialised, for every results row: a cached run's recorded `init`, else the spec's own description."
     if spec.startswith("run:"): return json.loads((Path(model_spec(spec, cache))/"config.json").read_text())["extra"].get("init", "unknown")
-    return f"checkpoint {model_label(spec)}" if spec.startswith("data:") or "/" in spec else spec
+    if spec.startswith("data:") or "/" in spec: return f"checkpoint {model_label(spec)}"
+    from resm.model import ESM2_ARCHS, tiny_model                   # lazily: torch is not needed to list results
+    if spec == "tiny":
+        m = tiny_model()[0]
+        return f"random (tiny: {m.num_layers} layers, {m.embed_dim} wide, {m.attention_heads} heads; seed 0)"
+    return f"protein ESM-2 weights (fair-esm {spec})" if spec in ESM2_ARCHS else spec
 
 def cached(cache:Path,   # the profile's cache folder
            kind:str,     # a sub-folder, e.g. "fig5"
@@ -217,8 +222,19 @@ def train_run(cache:Path,              # the profile's cache folder
     return out
 
 # %% ../nbs/11_reproduce.ipynb
-def save_figure(fig, path:str|Path, dpi:int=120)->Path:
-    "Save `fig` as a PNG without volatile metadata, atomically."
+def init_caption(inits:dict # {model name: how it was initialised}
+                )->str:     # one line per model, for under a figure
+    "A figure caption naming every model's initialisation, so a picture never travels without it."
+    if not inits: raise ValueError("a figure must name the initialisation of every model it shows")
+    return "\n".join(f"{name}: {init}" for name, init in inits.items())
+
+def save_figure(fig, path:str|Path,
+                inits:dict|None=None, # {model name: init}: printed under the figure (see `init_caption`)
+                dpi:int=120)->Path:
+    "Save `fig` as a PNG without volatile metadata, atomically; with `inits`, a caption names each model's initialisation."
+    if inits is not None:
+        fig.text(0.01, 0, "Initialisation of each model\n" + init_caption(inits),
+                 ha="left", va="top", fontsize=7, color="#444444")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, metadata={"Software": None}, bbox_inches="tight")
     return atomic_write_bytes(path, buf.getvalue())

@@ -28,6 +28,8 @@ def test_every_figure_notebook_exists_and_declares_profile():
         lines = [l for l in "".join(src[0]["source"]).splitlines() if l.strip() and not l.startswith("#")]
         assert len(lines) == len(params), f"{name}: papermill could not parse every parameter line"
         assert not any(json.loads(path.read_text())["cells"][i].get("outputs") for i in range(len(cells))), f"{name}: outputs committed"
+        saves = [l for c in cells for l in "".join(c["source"]).splitlines() if "save_figure(fig" in l]
+        assert saves and all("inits=" in l for l in saves), f"{name}: every saved figure names its models' initialisation"
 
 
 def test_papermill_injects_parameters_and_png_is_deterministic(tmp_path, monkeypatch):
