@@ -62,10 +62,10 @@ with torch.no_grad():
 WRAP = ("import resource, subprocess, sys, json, time; t = time.perf_counter(); r = subprocess.run(sys.argv[1:]); "
         "print(json.dumps(dict(rc=r.returncode, s=time.perf_counter() - t, maxrss_kb=resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)))")
 
-def run(cmd:list, env:dict)->dict:
-    "Run `cmd` as a child of a wrapper that reports its wall time and peak RSS."
+def run(cmd:list, env:dict, cwd=None)->dict:
+    "Run `cmd` (in folder `cwd`) as a child of a wrapper that reports its wall time and peak RSS."
     load = os.getloadavg()[0]
-    r = subprocess.run([sys.executable, "-c", WRAP, *map(str, cmd)], capture_output=True, text=True, env=env)
+    r = subprocess.run([sys.executable, "-c", WRAP, *map(str, cmd)], capture_output=True, text=True, env=env, cwd=cwd)
     res = json.loads(r.stdout.strip().splitlines()[-1])
     if res["rc"] != 0: sys.exit(f"failed: {' '.join(map(str, cmd))}\n{r.stderr[-3000:]}")
     return dict(s=res["s"], rss=res["maxrss_kb"] / 2**20, load=load)

@@ -16,7 +16,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_embed import make_model, run, machine
 
-FOLD = "import sys, torch; torch.set_num_threads({t}); from resm.fold import main; sys.exit(main(sys.argv[1:]))"
+# The code under test is the `resm` found first on PYTHONPATH; the child runs in the work folder (not this checkout, which
+# `python -c` would put first on sys.path) and checks that it imported the intended copy.
+FOLD = ("import sys, torch; torch.set_num_threads({t}); import resm; assert resm.__file__.startswith({root!r}), resm.__file__; "
+        "from resm.fold import main; sys.exit(main(sys.argv[1:]))")
 
 def make_probe(workdir:Path, kind:str, layers:int=30, heads:int=20)->Path:
     "A random zero-shot probe: dense (all weights non-zero) or sparse (a random tenth non-zero)."
@@ -65,10 +68,11 @@ def main():
                 for c in codes:
                     out = work/f"fold_{c}_{L}_{kind}"
                     for p in out.glob("*") if out.exists() else []: p.unlink()
-                    e = dict(env, PYTHONPATH=a.old if c == "old" else str(Path(__file__).resolve().parents[1]))
-                    cmd = [sys.executable, "-c", FOLD.format(t=a.threads), "fold", fa, "--model", spec, "--out", out, "--head", probe,
+                    root = str(Path(a.old).resolve()) if c == "old" else str(Path(__file__).resolve().parents[1])
+                    e = dict(env, PYTHONPATH=root)
+                    cmd = [sys.executable, "-c", FOLD.format(t=a.threads, root=root + "/"), "fold", fa, "--model", spec, "--out", out, "--head", probe,
                            "--device", "cpu", "--quiet", "--dtype", a.dtype]
-                    res[c].append(run(cmd, e)); print(f"  L={L} {kind} {c}: {res[c][-1]['s']:.0f} s", file=sys.stderr, flush=True)
+                    res[c].append(run(cmd, e, cwd=work)); print(f"  L={L} {kind} {c}: {res[c][-1]['s']:.0f} s", file=sys.stderr, flush=True)
             same = ""
             if len(codes) > 1:
                 same = "yes" if (work/f"fold_old_{L}_{kind}"/f"len{L}.dbn").read_bytes() == (work/f"fold_new_{L}_{kind}"/f"len{L}.dbn").read_bytes() else "NO"
