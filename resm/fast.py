@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
 # %% auto 0
-__all__ = ['embed', 'torch_dtype', 'cast_model', 'qkv', 'sdpa_attention', 'attention_probs', 'softmax_', 'explicit_attention',
-           'layer_forward', 'fast_forward']
+__all__ = ['embed', 'torch_dtype', 'cast_model', 'rotary_tables', 'rotary', 'qkv', 'sdpa_attention', 'attention_probs',
+           'softmax_', 'explicit_attention', 'layer_forward', 'fast_forward']
 
 # %% ../nbs/01a_fast.ipynb
 def embed(model,               # fair-esm ESM2
@@ -46,16 +46,47 @@ def cast_model(model,            # fair-esm ESM2 (or any module)
     return copy.deepcopy(model, memo)        # tied weights stay tied: both names map to the same new Parameter
 
 # %% ../nbs/01a_fast.ipynb
+_TABLES: dict = {}
+
+def rotary_tables(inv_freq:torch.Tensor, # (hd/2,) rotary frequencies (fair-esm's `rot_emb.inv_freq`)
+                  T:int,                 # sequence length (tokens)
+                  dtype=torch.float32    # dtype of the tables
+                 )->tuple:               # cos, sin: each (T, 1, hd/2)
+    "fair-esm's cos/sin tables for T positions, made once per length and shared by every layer (a few recent lengths kept)."
+    key = (T, str(inv_freq.device), dtype, tuple(inv_freq.tolist()))
+    if key not in _TABLES:
+        f = torch.outer(torch.arange(T, device=inv_freq.device).type_as(inv_freq), inv_freq)[:, None, :]  # as fair-esm's einsum
+        while len(_TABLES) >= 8: _TABLES.pop(next(iter(_TABLES)))
+        _TABLES[key] = (f.cos().to(dtype), f.sin().to(dtype))
+    return _TABLES[key]
+
+def rotary(x:torch.Tensor,   # (B, T, H, hd) queries or keys, batch-first and head-split
+           inv_freq:torch.Tensor # (hd/2,) the layer's rotary frequencies (fair-esm's `rot_emb.inv_freq`)
+          )->torch.Tensor:   # (B, T, H, hd), in x's dtype
+    """fair-esm's rotary position embedding (half-split, as `esm.rotary_embedding`), written straight into one output.
+    fp32 inputs are rotated exactly as fair-esm does; bf16/fp16 inputs with tables of their own dtype (no fp32 round trip)."""
+    h = x.shape[-1] // 2
+    cos, sin = rotary_tables(inv_freq, x.shape[1], torch.float32 if x.dtype == torch.float64 else x.dtype)
+    x1, x2 = x[..., :h], x[..., h:]
+    if torch.is_grad_enabled() and x.requires_grad:                           # training: differentiable ops
+        return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), -1)
+    out = torch.empty_like(x)
+    o1, o2 = out[..., :h], out[..., h:]
+    torch.mul(x1, cos, out=o1).addcmul_(x2, sin, value=-1)                    # x1·cos − x2·sin
+    torch.mul(x2, cos, out=o2).addcmul_(x1, sin)                              # x2·cos + x1·sin
+    return out
+
 def qkv(attn,             # a fair-esm MultiheadAttention
-        x:torch.Tensor    # (B, T, D) normalised input
-       ):                 # q (pre-scaled by head_dim**-0.5), k, v: each (B, H, T, hd), rotary positions applied
-    "Queries, keys and values of one fair-esm attention layer, as fair-esm computes them."
+        x:torch.Tensor,   # (B, T, D) normalised input
+        prescale:bool=True # multiply q by head_dim**-0.5 (as fair-esm); False leaves the scaling to the caller
+       ):                 # q, k, v: each (B, H, T, hd) (views of batch-first memory), rotary positions applied
+    "Queries, keys and values of one fair-esm attention layer, as fair-esm computes them, with no layout copies."
     B, T, D = x.shape; H = attn.num_heads; hd = D // H
-    split = lambda t: t.view(B, T, H, hd).transpose(1, 2).reshape(B * H, T, hd)  # (B·H, T, hd)
-    q, k, v = split(attn.q_proj(x) * attn.scaling), split(attn.k_proj(x)), split(attn.v_proj(x))
-    if attn.rot_emb is not None: q, k = attn.rot_emb(q, k)
-    unsplit = lambda t: t.view(B, H, T, hd).to(v.dtype)
-    return unsplit(q), unsplit(k), unsplit(v)
+    q = attn.q_proj(x)
+    if prescale: q = q * attn.scaling
+    q, k, v = (t.view(B, T, H, hd) for t in (q, attn.k_proj(x), attn.v_proj(x)))   # (B, T, H, hd)
+    if attn.rot_emb is not None: q, k = rotary(q, attn.rot_emb.inv_freq), rotary(k, attn.rot_emb.inv_freq)
+    return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
 
 def sdpa_attention(attn,                      # a fair-esm MultiheadAttention
                    x:torch.Tensor,            # (B, T, D) normalised input
@@ -63,9 +94,9 @@ def sdpa_attention(attn,                      # a fair-esm MultiheadAttention
                   )->torch.Tensor:            # (B, T, D)
     "fair-esm self-attention computed with fused SDPA (no attention weights stored)."
     B, T, D = x.shape
-    q, k, v = qkv(attn, x)
+    q, k, v = qkv(attn, x, prescale=False)                                     # SDPA applies the scale
     mask = None if key_padding_mask is None else ~key_padding_mask[:, None, None, :]  # (B, 1, 1, T) True = attend
-    o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=1.0)          # (B, H, T, hd)
+    o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=attn.scaling)  # (B, H, T, hd)
     return attn.out_proj(o.transpose(1, 2).reshape(B, T, D))
 
 # %% ../nbs/01a_fast.ipynb

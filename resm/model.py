@@ -5,6 +5,7 @@
 # %% ../nbs/01_model.ipynb 3
 from __future__ import annotations
 import argparse, json, os, pickle, re, types, warnings
+from contextlib import contextmanager
 from pathlib import Path
 import torch
 import esm
@@ -15,7 +16,7 @@ from .files import atomic_path, atomic_write_text
 # %% auto 0
 __all__ = ['ESM2_ARCHS', 'HEADS_BY_WIDTH', 'ESM_URL', 'ESM_REGRESSION_URL', 'CONFIG_STUBS', 'stubbing_pickle', 'resolve_device',
            'CheckpointError', 'PickledStub', 'stub_class', 'safe_globals', 'safe_load', 'esm2_state_dict', 'infer_arch',
-           'build_esm2', 'tiny_model', 'atomic_save', 'model_config', 'save_pretrained', 'export_fair_esm',
+           'skip_init', 'build_esm2', 'tiny_model', 'atomic_save', 'model_config', 'save_pretrained', 'export_fair_esm',
            'save_like_release', 'load_model', 'save_safetensors', 'hf_state_dict', 'from_hf_state_dict', 'hf_vocab',
            'to_hf_input', 'export_hf']
 
@@ -137,19 +138,24 @@ def _build(arch:dict, tok:RNATokenizer, device="cpu")->ESM2:
         return ESM2(num_layers=arch["num_layers"], embed_dim=arch["embed_dim"], attention_heads=arch["attention_heads"],
                     alphabet=tok.alphabet, token_dropout=False)
 
-def _fill_missing(model:ESM2):
-    "Real tensors for what a checkpoint may lack: a fresh contact head and fair-esm's rotary frequencies."
-    if model.contact_head.regression.weight.is_meta:
-        model.contact_head.to_empty(device="cpu"); model.contact_head.regression.reset_parameters()
-    for layer in model.layers:
-        rot = layer.self_attn.rot_emb
-        if rot.inv_freq.is_meta: rot.inv_freq = type(rot)(2 * rot.inv_freq.numel()).inv_freq
+_INITS = ("normal_", "uniform_", "kaiming_uniform_", "kaiming_normal_", "xavier_uniform_", "xavier_normal_", "trunc_normal_",
+          "zeros_", "ones_", "constant_")
+
+@contextmanager
+def skip_init():
+    "`torch.nn.init`'s initialisers as no-ops: modules built inside get uninitialised parameters (memory reserved, never touched)."
+    saved = {n: getattr(torch.nn.init, n) for n in _INITS}
+    try:
+        for n in _INITS: setattr(torch.nn.init, n, lambda t, *args, **kwargs: t)
+        yield
+    finally:
+        for n, f in saved.items(): setattr(torch.nn.init, n, f)
 
 def build_esm2(sd:dict, tok:RNATokenizer, source:str="checkpoint")->ESM2:
     "An `ESM2` whose parameters *are* the tensors of `sd` (no copy), architecture read from `sd`; only the contact head may be absent."
     arch = infer_arch(sd)
     sd = {k: v.float() if v.is_floating_point() and v.dtype != torch.float32 else v for k, v in sd.items()}
-    model = _build(arch, tok, device="meta")                  # no memory, no random init
+    with skip_init(): model = _build(arch, tok)               # no random init; the untouched memory is never paged in
     res = model.load_state_dict(sd, strict=False, assign=True)
     missing = [k for k in res.missing_keys if not k.startswith("contact_head.") and not k.endswith("rot_emb.inv_freq")]
     if missing or res.unexpected_keys:
@@ -158,8 +164,9 @@ def build_esm2(sd:dict, tok:RNATokenizer, source:str="checkpoint")->ESM2:
     if not torch.equal(model.lm_head.weight, model.embed_tokens.weight):
         raise CheckpointError(f"{source}: lm_head.weight differs from embed_tokens.weight, but ESM-2 ties them")
     model.lm_head.weight = model.embed_tokens.weight          # assign=True gave them separate Parameters: tie again
-    _fill_missing(model)
     model.resm_has_contact_head = not any(k.startswith("contact_head.") for k in res.missing_keys)
+    if not model.resm_has_contact_head: model.contact_head.regression.reset_parameters()   # fair-esm's fresh head
+    # a missing rotary buffer keeps the frequencies fair-esm's RotaryEmbedding computed when the model was built
     return model.eval()
 
 # %% ../nbs/01_model.ipynb
