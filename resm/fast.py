@@ -64,7 +64,7 @@ def rotary(x:torch.Tensor,   # (B, T, H, hd) queries or keys, batch-first and he
            inv_freq:torch.Tensor # (hd/2,) the layer's rotary frequencies (fair-esm's `rot_emb.inv_freq`)
           )->torch.Tensor:   # (B, T, H, hd), in x's dtype
     """fair-esm's rotary position embedding (half-split, as `esm.rotary_embedding`), written straight into one output.
-    fp32 inputs are rotated exactly as fair-esm does; bf16/fp16 inputs with tables of their own dtype (no fp32 round trip)."""
+    fp32 inputs are rotated as fair-esm does (equal within float rounding); bf16/fp16 inputs with tables of their own dtype."""
     h = x.shape[-1] // 2
     cos, sin = rotary_tables(inv_freq, x.shape[1], torch.float32 if x.dtype == torch.float64 else x.dtype)
     x1, x2 = x[..., :h], x[..., h:]
