@@ -75,7 +75,10 @@ def main():
                     res[c].append(run(cmd, e, cwd=work)); print(f"  L={L} {kind} {c}: {res[c][-1]['s']:.0f} s", file=sys.stderr, flush=True)
             same = ""
             if len(codes) > 1:
-                same = "yes" if (work/f"fold_old_{L}_{kind}"/f"len{L}.dbn").read_bytes() == (work/f"fold_new_{L}_{kind}"/f"len{L}.dbn").read_bytes() else "NO"
+                new_db = (work/f"fold_new_{L}_{kind}"/f"len{L}.dbn").read_text()
+                same = "yes" if (work/f"fold_old_{L}_{kind}"/f"len{L}.dbn").read_text() == new_db else "NO"
+                n_pairs = sum(new_db.splitlines()[-1].count(c) for c in "([{<")
+                same += f" ({n_pairs} pairs)"                                 # 0 pairs: the equality says little
             med = {c: statistics.median(x["s"] for x in v) for c, v in res.items()}
             for c, v in res.items():
                 ratio = f"{med['old'] / med['new']:.2f}x" if c == "new" and "old" in med else ""
