@@ -10,7 +10,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 # %% auto 0
-__all__ = ['CANONICAL', 'canonical_mask', 'candidate_pairs', 'max_weight_pairs', 'greedy_pairs', 'decode_pairs',
+__all__ = ['CANONICAL', 'canonical_mask', 'topk_mask', 'candidate_pairs', 'max_weight_pairs', 'greedy_pairs', 'decode_pairs',
            'greedy_one_partner']
 
 # %% ../nbs/05_decode.ipynb
@@ -33,15 +33,29 @@ def _check_square(P):
     if P.ndim != 2 or P.shape[0] != P.shape[1]: raise ValueError(f"pair matrix must be square (L, L), got shape {P.shape}")
     return P
 
-def _topk_keep(i, j, w, k):
-    "Mask of candidate edges that are among the k best edges of either endpoint."
-    node, edge = np.r_[i, j], np.r_[np.arange(len(w)), np.arange(len(w))]   # each edge seen from both ends
-    order = np.lexsort((-np.r_[w, w], node))                                # group by node, best first
-    ns = node[order]
-    rank = np.arange(len(order)) - np.searchsorted(ns, ns, side="left")
-    keep = np.zeros(len(w), bool)
-    keep[edge[order[rank < k]]] = True
-    return keep
+def topk_mask(S:np.ndarray,    # (L, L) symmetric scores
+              keep:np.ndarray, # (L, L) bool candidates, strict upper triangle (i < j)
+              k:int,           # best partners kept per base
+              block:int=256    # rows per step: memory is a few (block, L) arrays
+             )->np.ndarray:    # (L, L) bool: the candidates in `keep` that are among the k best of base i or of base j
+    """Per-base top-k bound on the candidate pairs, straight from the matrix.
+    Ties at the k-th score go to the nearest partners downstream of the base (i+1, i+2, ...), then from the start (0, 1, ...)."""
+    if k < 1: raise ValueError(f"top_k must be at least 1, got {k}")
+    L = len(S); full = keep | keep.T                            # (L, L) every candidate, seen from both ends
+    sel = full.copy()                                           # bases with at most k candidates keep them all
+    busy = np.flatnonzero(full.sum(1) > k)
+    cols = np.arange(L)
+    for a in range(0, len(busy), block):
+        rows = busy[a:a + block]; F = full[rows]                # (r, L)
+        W = np.where(F, S[rows], -np.inf)                       # (r, L) candidates' scores, -inf elsewhere
+        kth = -np.partition(-W, k - 1, axis=1)[:, k - 1:k]      # (r, 1) k-th best score of each base
+        above, tie = W > kth, W == kth
+        need = k - above.sum(1, keepdims=True)                  # (r, 1) places left for tied partners
+        cs = np.cumsum(tie, 1, dtype=np.int32)                  # (r, L) ties up to each column
+        own = cs[np.arange(len(rows)), rows][:, None]           # (r, 1) ties up to the base itself
+        rank = np.where(cols > rows[:, None], cs - own, cs + cs[:, -1:] - own)   # order i+1, ..., L-1, 0, ..., i-1
+        sel[rows] = above | (tie & (rank <= need))
+    return keep & (sel | sel.T)
 
 def candidate_pairs(P:np.ndarray,          # (L, L) pair probabilities or scores
                     threshold:float=0.5,   # keep pairs with score > threshold
@@ -52,15 +66,15 @@ def candidate_pairs(P:np.ndarray,          # (L, L) pair probabilities or scores
                    )->tuple:               # (i, j, w): int64, int64, float64 arrays, i < j
     "Vectorised candidate selection from a pair matrix."
     P = _check_square(P); L = len(P)
+    if min_loop < 0: raise ValueError(f"min_loop must be 0 or more, got {min_loop}")
     S = (P + P.T) * 0.5                                        # (L, L) symmetric
     keep = np.triu(S > threshold, k=min_loop + 1)              # (L, L) bool, strict upper triangle beyond the loop
     if canonical:
         if seq is None: raise ValueError("canonical=True needs the sequence (seq=...)")
         if len(seq) != L: raise ValueError(f"sequence length {len(seq)} != matrix size {L}")
         keep &= canonical_mask(seq)
+    if top_k is not None: keep = topk_mask(S, keep, top_k)
     i, j = np.nonzero(keep); w = S[i, j].astype(np.float64)
-    if top_k is not None and len(w):
-        k = _topk_keep(i, j, w, top_k); i, j, w = i[k], j[k], w[k]
     return i.astype(np.int64), j.astype(np.int64), w
 
 # %% ../nbs/05_decode.ipynb
