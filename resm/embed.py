@@ -258,7 +258,7 @@ def embed_fasta(fasta:str|Path,          # input FASTA
                 fmt:str="npy",           # "npy" (files per record) or "h5" (one store)
                 attention:bool=False,    # also save attention maps (layers·heads, L, L), from the same forward pass
                 attention_dtype:str="fp32", # "fp32" or "fp16" for the attention files
-                batch_tokens:int=4096,   # padded tokens per batch
+                batch_tokens:int|None=None, # padded tokens per batch (None: 1,024 for fp32 on a CPU, else 4,096)
                 dtype:str="fp32",        # "fp32", "bf16" or "fp16" (weights cast once)
                 device:str="auto",       # "auto", "cpu", "cuda"
                 long:str="full",         # "full" or "window"
@@ -332,7 +332,7 @@ def add_cli(sub):
     p.add_argument("--format", default="npy", choices=["npy", "h5"], help="npy files per record, or one HDF5 store")
     p.add_argument("--attention", action="store_true", help="also save attention maps (layers·heads, L, L)")
     p.add_argument("--attention-dtype", default="fp32", choices=["fp32", "fp16"])
-    p.add_argument("--batch-tokens", type=positive_int, default=4096, help="padded tokens per batch")
+    p.add_argument("--batch-tokens", type=positive_int, default=None, help="padded tokens per batch (default: 1024 for fp32 on a CPU, else 4096)")
     p.set_defaults(func=_run_embed)
     return p
 

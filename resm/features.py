@@ -11,7 +11,7 @@ from .fast import fast_forward, cast_model
 
 # %% auto 0
 __all__ = ['attention_maps', 'symmetrize', 'apc', 'window_starts', 'pair_logits', 'write_attention', 'length_batches',
-           'shard_sizes', 'embed_records']
+           'default_batch_tokens', 'shard_sizes', 'embed_records']
 
 # %% ../nbs/04_features.ipynb
 def _tokens(model, tok, seq:str, id:str|None=None)->torch.Tensor:
@@ -131,6 +131,13 @@ def length_batches(lengths,            # sequence lengths (residues)
         cur.append(k)
     return batches + ([cur] if cur else [])
 
+def default_batch_tokens(device,          # where the forward pass runs (str or torch.device)
+                         dtype:str="fp32" # forward-pass precision
+                        )->int:           # padded tokens per batch
+    """The batch budget when none is given: 1,024 tokens for fp32 on a CPU, else 4,096.
+    On a CPU, fp32 activations of 4,096-token batches no longer fit the caches; measured in `07_embed`."""
+    return 1024 if torch.device(device).type == "cpu" and dtype == "fp32" else 4096
+
 def shard_sizes(sizes,      # cost of each work item
                 world:int   # number of shards (ranks)
                )->list[int]: # shard of each item
@@ -196,7 +203,7 @@ def embed_records(model,               # fair-esm ESM2
                   tok,                 # RNATokenizer
                   records,             # list of (id, seq)
                   layers=None,         # layers to return (default: the last, after the final LayerNorm)
-                  batch_tokens:int=4096, # padded tokens per batch
+                  batch_tokens:int|None=None, # padded tokens per batch (None: `default_batch_tokens`)
                   dtype:str="fp32",    # "fp32", "bf16" or "fp16" (weights cast once; `model` is not changed)
                   long:str="full",     # "full" (whole sequence, rotary) or "window"
                   window:int=1022,     # window length for long="window"
@@ -212,6 +219,7 @@ def embed_records(model,               # fair-esm ESM2
         yield from _embed_with_maps(m, tok, [records[b[0]] for b in plan], layers, dtype, attention, progress); return
     lengths = {rid: len(seq) for rid, seq in records}
     pieces, dev, pending = _pieces(records, long, window), next(m.parameters()).device, {}
+    batch_tokens = batch_tokens or default_batch_tokens(dev, dtype)
     for batch in _plan(pieces, batch_tokens, long, shard):
         _, toks, lens = tok.batch([(pieces[k][0], pieces[k][2]) for k in batch])
         with torch.no_grad():
