@@ -112,6 +112,7 @@ def main():
     ap.add_argument("--attention-n", type=int, default=8, help="records for the attention comparison")
     ap.add_argument("--startup", action="store_true", help="also: import and model-load times")
     ap.add_argument("--skip-embed", action="store_true")
+    ap.add_argument("--fp32-batch-tokens", type=int, default=None, help="also: resm embed --dtype fp32 with this --batch-tokens, in the same rounds")
     ap.add_argument("--device", default="cpu")
     a = ap.parse_args()
     work = Path(a.workdir); work.mkdir(parents=True, exist_ok=True)
@@ -127,6 +128,8 @@ def main():
         paths = {"fair-esm, 1 seq/forward (reference)": lambda o: [sys.executable, work/"ref_fair_esm.py", spec, fasta, o, a.threads, "0"],
                  "resm embed --dtype fp32": lambda o: resm(o, "--dtype", "fp32"),
                  "resm embed --dtype bf16": lambda o: resm(o, "--dtype", "bf16")}
+        if a.fp32_batch_tokens:                                   # A/B of the batch budget in the same rounds
+            paths[f"resm embed --dtype fp32 --batch-tokens {a.fp32_batch_tokens}"] = lambda o: resm(o, "--dtype", "fp32", "--batch-tokens", a.fp32_batch_tokens)
         res = {k: [] for k in paths}
         for rep in range(a.reps):
             for k, cmd in paths.items():
@@ -142,6 +145,9 @@ def main():
         print("|---|---|---|---|---|---|---|")
         agree = ["reference", f"max abs diff to reference {d32:.1e}, min cosine {min(c32.values()):.6f}",
                  f"min per-record cosine to fp32 {min(cbf.values()):.5f}"]
+        if a.fp32_batch_tokens:
+            f32b = load_dir(work/"emb_3", recs)
+            agree.append(f"max abs diff to reference {max(float(np.abs(f32b[r] - ref[r]).max()) for r in recs):.1e}")
         for (k, v), ag in zip(res.items(), agree):
             print(f"| {k} | {med[k]:.1f} | {ntot / med[k]:.0f} | {base / med[k]:.2f}x | {max(x['rss'] for x in v):.2f} | {ag} | "
                   f"{loads(v)} |", flush=True)
