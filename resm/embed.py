@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from Bio.SeqIO.FastaIO import SimpleFastaParser
 from tqdm.auto import tqdm
-from .files import atomic_path, atomic_write_text, file_mode
+from .files import atomic_path, atomic_write_text, file_mode, clean_tmp
 from .errors import about, run_command, device_name, positive_int
 from .io import open_text
 from .model import load_model
@@ -20,7 +20,7 @@ from .fast import cast_model
 from .features import embed_records
 
 # %% auto 0
-__all__ = ['MANIFEST_COLUMNS', 'MAX_FULL_LENGTH', 'read_records', 'safe_name', 'save_npy', 'clean_tmp', 'Manifest', 'merge_h5',
+__all__ = ['MANIFEST_COLUMNS', 'MAX_FULL_LENGTH', 'read_records', 'safe_name', 'save_npy', 'Manifest', 'merge_h5',
            'resolve_model', 'check_names', 'check_lengths', 'rank_env', 'start_ranks', 'barrier', 'rank_device',
            'part_path', 'open_run', 'finish_run', 'embed_fasta', 'add_common', 'add_cli', 'run_cli', 'main']
 
@@ -64,10 +64,6 @@ def save_npy(path:str|Path, arr:np.ndarray)->Path:
     "`np.save` atomically (through `resm.files.atomic_path`)."
     with atomic_path(path) as tmp, open(tmp, "wb") as f: np.save(f, arr)
     return Path(path)
-
-def clean_tmp(out:Path):
-    "Remove temporary files left by an interrupted run."
-    for p in [*Path(out).glob(".*.tmp"), *Path(out).glob(".h5parts/.*.tmp")]: p.unlink()
 
 # %% ../nbs/07_embed.ipynb
 def _last_byte(path)->bytes:
@@ -217,7 +213,7 @@ def _parts(path:Path)->list[Path]: return sorted(path.parent.glob(f"{path.stem}.
 def open_run(out:Path, columns:list, settings:dict, records, rank:int=0, world:int=1)->tuple:
     "Start a run in `out` (rank 0 cleans, then all wait): (this rank's Manifest, records not finished in any manifest)."
     out.mkdir(parents=True, exist_ok=True)
-    if rank == 0: clean_tmp(out)
+    if rank == 0: clean_tmp(out, ".h5parts")
     barrier()
     path = out/"manifest.tsv"
     done = set().union(*(Manifest(p, columns, settings).done for p in [path, *_parts(path)]))

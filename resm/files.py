@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 # %% auto 0
-__all__ = ['file_mode', 'atomic_path', 'atomic_write_bytes', 'atomic_write_text']
+__all__ = ['file_mode', 'atomic_path', 'atomic_write_bytes', 'atomic_write_text', 'clean_tmp']
 
 # %% ../nbs/00a_files.ipynb
 def file_mode()->int:
@@ -49,3 +49,14 @@ def atomic_write_text(path:str|Path, # destination
                      )->Path:
     "Write `text` to `path` atomically, as UTF-8 with `\\n` line ends."
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+# %% ../nbs/00a_files.ipynb
+def clean_tmp(folder:str|Path, # a run's output folder (need not exist)
+              *subfolders:str  # subfolders of it to clean as well
+             )->int:           # number of files removed
+    "Remove the temporary files (`.NAME.*.tmp`) an interrupted writer left in `folder`; call it before a run writes there."
+    n = 0
+    for d in (Path(folder), *(Path(folder)/s for s in subfolders)):
+        for p in d.glob(".*.tmp"):
+            if p.is_file(): p.unlink(); n += 1
+    return n

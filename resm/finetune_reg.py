@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from .fast import fast_forward
-from .files import atomic_write_text
+from .files import atomic_write_text, clean_tmp
 from .io import normalize_seq
 from .model import load_model, safe_load
 from .metrics import r2, spearman
@@ -262,6 +262,7 @@ def finetune_reg(task:str="mrl",              # "mrl" or "expression"
     "Fine-tune a regression head (and the CNN baseline) on the same splits; write metrics, predictions and a figure."
     if task not in ("mrl", "expression"): raise ValueError(f"task must be mrl or expression, got {task!r}")
     out, t0 = Path(out_dir), time.time()
+    clean_tmp(out, "resm", "cnn")                               # leftovers of a killed run
     df = load_reg_data(task, data, target, n_test, seed)
     tr = df[df.split == "train"]
     if len(tr) < 2 or (df.split == "val").sum() < 2: raise ValueError(f"need at least 2 train and 2 val rows, got {df.split.value_counts().to_dict()}")

@@ -14,7 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from .fast import fast_forward, attention_probs
 from .sshead import (NT, seq_onehot, pair_onehot, backbone_pair_inputs, SSHeadConfig, ChannelNorm, ResBlock, SSHead, pair_logits_full, predict_structure, save_head, load_head)
-from .files import atomic_write_text
+from .files import atomic_write_text, clean_tmp
 from .io import RNARecord, read_bpseq, read_ct, pairs_from_dotbracket, normalize_seq, open_text
 from .model import atomic_save, load_model, safe_load
 from .decode import decode_pairs
@@ -257,6 +257,7 @@ def finetune_ss(model:str="tiny",            # backbone spec for `load_model` (f
                )->dict:                      # the metrics.json content
     "Train, tune and evaluate a secondary-structure head; write head, metrics, per-item CSV and figure."
     out, t0 = Path(out_dir), time.time()
+    clean_tmp(out, "train")                                     # leftovers of a killed run
     bb, tok = load_model(model, device=device, trust_checkpoint=trust_checkpoint); bb.requires_grad_(False).eval()
     df = load_ss_data(data)
     tr, va = (df[df.split == s].reset_index(drop=True) for s in ("train", "val"))

@@ -9,11 +9,11 @@ from types import SimpleNamespace
 from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
-from .files import atomic_write_text
+from .files import atomic_write_text, clean_tmp
 from .io import RNARecord, TierError, dotbracket_from_pairs, format_bpseq, format_ct
 from .decode import decode_pairs
 from .probe import Probe, zeroshot_probe
-from .embed import read_records, safe_name, save_npy, clean_tmp, Manifest, add_common, run_cli, resolve_model, check_names, check_lengths
+from .embed import read_records, safe_name, save_npy, Manifest, add_common, run_cli, resolve_model, check_names, check_lengths
 from .embed import start_ranks, rank_device, open_run, finish_run
 from .fast import cast_model
 from .features import shard_sizes

@@ -13,7 +13,7 @@ import torch
 from .model import load_model
 from .features import attention_maps, symmetrize, apc
 from .probe import Probe, fit_probe, has_trained_head, nonstandard_positions
-from .files import atomic_path, atomic_write_text
+from .files import atomic_path, atomic_write_text, clean_tmp
 from .io import pairs_from_dotbracket
 from .decode import decode_pairs, greedy_one_partner
 from .metrics import pair_metrics, summarize, length_bin, best_threshold_f1, authors_f1
@@ -40,7 +40,7 @@ def write_outputs(out:str|Path,        # output folder (created)
                   png_name:str|None=None # default: csv_name with .png
                  )->Path:              # the output folder
     "Atomically write an evaluation's metrics.json, per-item CSV and figure."
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    out = Path(out); out.mkdir(parents=True, exist_ok=True); clean_tmp(out)   # leftovers of a killed run
     atomic_write_text(out / csv_name, table.to_csv(index=False))
     if fig is not None:
         import matplotlib.pyplot as plt
