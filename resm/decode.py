@@ -27,12 +27,6 @@ def canonical_mask(seq:str,         # RNA sequence; T is read as U
     return m
 
 # %% ../nbs/05_decode.ipynb
-def _check_square(P):
-    P = np.asarray(P)
-    P = P if P.dtype in (np.float32, np.float64) else P.astype(np.float64)   # float32 stays float32 (memory at 4,000+ nt)
-    if P.ndim != 2 or P.shape[0] != P.shape[1]: raise ValueError(f"pair matrix must be square (L, L), got shape {P.shape}")
-    return P
-
 def topk_mask(S:np.ndarray,    # (L, L) symmetric scores
               keep:np.ndarray, # (L, L) bool candidates, strict upper triangle (i < j)
               k:int,           # best partners kept per base
@@ -56,6 +50,13 @@ def topk_mask(S:np.ndarray,    # (L, L) symmetric scores
         rank = np.where(cols > rows[:, None], cs - own, cs + cs[:, -1:] - own)   # order i+1, ..., L-1, 0, ..., i-1
         sel[rows] = above | (tie & (rank <= need))
     return keep & (sel | sel.T)
+
+# %% ../nbs/05_decode.ipynb
+def _check_square(P):
+    P = np.asarray(P)
+    P = P if P.dtype in (np.float32, np.float64) else P.astype(np.float64)   # float32 stays float32 (memory at 4,000+ nt)
+    if P.ndim != 2 or P.shape[0] != P.shape[1]: raise ValueError(f"pair matrix must be square (L, L), got shape {P.shape}")
+    return P
 
 def candidate_pairs(P:np.ndarray,          # (L, L) pair probabilities or scores
                     threshold:float=0.5,   # keep pairs with score > threshold
