@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
 # %% auto 0
-__all__ = ['embed', 'torch_dtype', 'cast_model', 'rotary_tables', 'rotary', 'qkv', 'sdpa_attention', 'attention_probs',
+__all__ = ['embed', 'torch_dtype', 'cast_model', 'rotary_matrices', 'rotary', 'qkv', 'sdpa_attention', 'attention_probs',
            'softmax_', 'explicit_attention', 'layer_forward', 'fast_forward']
 
 # %% ../nbs/01a_fast.ipynb
@@ -48,33 +48,33 @@ def cast_model(model,            # fair-esm ESM2 (or any module)
 # %% ../nbs/01a_fast.ipynb
 _TABLES: dict = {}
 
-def rotary_tables(inv_freq:torch.Tensor, # (hd/2,) rotary frequencies (fair-esm's `rot_emb.inv_freq`)
-                  T:int,                 # sequence length (tokens)
-                  dtype=torch.float32    # dtype of the tables
-                 )->tuple:               # cos, sin: each (T, 1, hd/2)
-    "fair-esm's cos/sin tables for T positions, made once per length and shared by every layer (a few recent lengths kept)."
-    key = (T, str(inv_freq.device), dtype, tuple(inv_freq.tolist()))
-    if key not in _TABLES:
-        f = torch.outer(torch.arange(T, device=inv_freq.device).type_as(inv_freq), inv_freq)[:, None, :]  # as fair-esm's einsum
+def rotary_matrices(inv_freq:torch.Tensor, # (hd/2,) rotary frequencies (fair-esm's `rot_emb.inv_freq`)
+                    T:int,                 # sequence length (tokens)
+                    dtype=torch.float32    # dtype of the matrices
+                   )->torch.Tensor:        # (T, hd, hd): row vector x at position t rotates as x @ R[t]
+    """fair-esm's rotary embedding for positions 0..T-1 as one (hd, hd) matrix per position, shared by every layer.
+    The angles are fair-esm's (`t * inv_freq` in float32) and do not depend on T, so one table per device, dtype and
+    frequencies is kept, grown to the longest length asked for, and a prefix of it is returned."""
+    key = (str(inv_freq.device), dtype, tuple(inv_freq.tolist()))
+    R = _TABLES.get(key)
+    if R is None or len(R) < T:
+        n = -(-T // 256) * 256                                                # room for lengths up to the next 256
+        f = torch.outer(torch.arange(n, device=inv_freq.device).type_as(inv_freq), inv_freq)   # (n, h), as fair-esm's einsum
+        c, s, h = f.cos(), f.sin(), len(inv_freq)
+        R = torch.zeros(n, 2 * h, 2 * h, device=inv_freq.device, dtype=torch.float32)
+        i = torch.arange(h, device=inv_freq.device)
+        R[:, i, i], R[:, i + h, i + h] = c, c                                   # out1 = x1·cos − x2·sin
+        R[:, i + h, i], R[:, i, i + h] = -s, s                                  # out2 = x2·cos + x1·sin
         while len(_TABLES) >= 8: _TABLES.pop(next(iter(_TABLES)))
-        _TABLES[key] = (f.cos().to(dtype), f.sin().to(dtype))
-    return _TABLES[key]
+        _TABLES[key] = R = R.to(dtype)
+    return R[:T]
 
 def rotary(x:torch.Tensor,   # (B, T, H, hd) queries or keys, batch-first and head-split
            inv_freq:torch.Tensor # (hd/2,) the layer's rotary frequencies (fair-esm's `rot_emb.inv_freq`)
           )->torch.Tensor:   # (B, T, H, hd), in x's dtype
-    """fair-esm's rotary position embedding (half-split, as `esm.rotary_embedding`), written straight into one output.
-    fp32 inputs are rotated as fair-esm does (equal within float rounding); bf16/fp16 inputs with tables of their own dtype."""
-    h = x.shape[-1] // 2
-    cos, sin = rotary_tables(inv_freq, x.shape[1], torch.float32 if x.dtype == torch.float64 else x.dtype)
-    x1, x2 = x[..., :h], x[..., h:]
-    if torch.is_grad_enabled() and x.requires_grad:                           # training: differentiable ops
-        return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), -1)
-    out = torch.empty_like(x)
-    o1, o2 = out[..., :h], out[..., h:]
-    torch.mul(x1, cos, out=o1).addcmul_(x2, sin, value=-1)                    # x1·cos − x2·sin
-    torch.mul(x2, cos, out=o2).addcmul_(x1, sin)                              # x2·cos + x1·sin
-    return out
+    """fair-esm's rotary position embedding (half-split, as `esm.rotary_embedding`) as one batched matmul with a rotation
+    matrix per position: each output element is x1·cos − x2·sin (or x2·cos + x1·sin) summed in float32 and rounded once."""
+    return torch.matmul(x, rotary_matrices(inv_freq, x.shape[1], x.dtype))    # (B, T, H, hd) @ (T, hd, hd)
 
 def qkv(attn,             # a fair-esm MultiheadAttention
         x:torch.Tensor,   # (B, T, D) normalised input
