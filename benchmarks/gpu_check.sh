@@ -7,6 +7,9 @@
 #  4. peak GPU memory (and time) of `resm fold`'s zero-shot probe at 4,000 and 10,000 nt (150M architecture)
 #  5. `resm train` on the 150M architecture, 50 steps in bf16: tokens/s and MFU (6·N·tokens/s over the card's bf16 peak)
 # Without a CUDA device it prepares what it can on the CPU and skips the GPU-only steps, saying so.
+# Settings from the environment: PY (the interpreter; default .venv/bin/python, else python3), WORK (scratch folder,
+# default /tmp/resm_gpu_check), ROWS (the table's rows file, default $WORK/rows.tsv). With resm not installed, run it
+# from the checkout with PYTHONPATH=$PWD (and the packages' --target folder) and PY=python3; nbdev_test is then found on PATH.
 set -u
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}; [ -x "$PY" ] || PY=python3
