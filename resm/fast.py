@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
 # %% auto 0
-__all__ = ['embed', 'torch_dtype', 'cast_model', 'rotary_matrices', 'rotary', 'qkv', 'sdpa_attention', 'attention_probs',
-           'softmax_', 'explicit_attention', 'layer_forward', 'fast_forward']
+__all__ = ['embed', 'torch_dtype', 'cast_model', 'freq_key', 'rotary_matrices', 'rotary', 'qkv', 'sdpa_attention',
+           'attention_probs', 'softmax_', 'explicit_attention', 'layer_forward', 'fast_forward']
 
 # %% ../nbs/01a_fast.ipynb
 def embed(model,               # fair-esm ESM2
@@ -47,6 +47,17 @@ def cast_model(model,            # fair-esm ESM2 (or any module)
 
 # %% ../nbs/01a_fast.ipynb
 _TABLES: dict = {}
+_FREQS: dict = {}
+
+def freq_key(inv_freq:torch.Tensor # (hd/2,) rotary frequencies, on any device
+            )->tuple:              # their values, as a hashable tuple
+    """The values of a frequency buffer, read from its device once per buffer and version: reading them at every call
+    (`tolist`) would wait for the GPU twice per layer."""
+    k = (inv_freq.data_ptr(), str(inv_freq.device), inv_freq._version, inv_freq.numel())
+    if k not in _FREQS:
+        while len(_FREQS) >= 256: _FREQS.pop(next(iter(_FREQS)))
+        _FREQS[k] = tuple(inv_freq.tolist())
+    return _FREQS[k]
 
 def rotary_matrices(inv_freq:torch.Tensor, # (hd/2,) rotary frequencies (fair-esm's `rot_emb.inv_freq`)
                     T:int,                 # sequence length (tokens)
@@ -55,7 +66,7 @@ def rotary_matrices(inv_freq:torch.Tensor, # (hd/2,) rotary frequencies (fair-es
     """fair-esm's rotary embedding for positions 0..T-1 as one (hd, hd) matrix per position, shared by every layer.
     The angles are fair-esm's (`t * inv_freq` in float32) and do not depend on T, so one table per device, dtype and
     frequencies is kept, grown to the longest length asked for, and a prefix of it is returned."""
-    key = (str(inv_freq.device), dtype, tuple(inv_freq.tolist()))
+    key = (str(inv_freq.device), dtype, freq_key(inv_freq))
     R = _TABLES.get(key)
     if R is None or len(R) < T:
         n = -(-T // 256) * 256                                                # room for lengths up to the next 256
