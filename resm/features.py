@@ -219,7 +219,7 @@ def embed_records(model,               # fair-esm ESM2
         yield from _embed_with_maps(m, tok, [records[b[0]] for b in plan], layers, dtype, attention, progress); return
     lengths = {rid: len(seq) for rid, seq in records}
     pieces, dev, pending = _pieces(records, long, window), next(m.parameters()).device, {}
-    batch_tokens = batch_tokens or default_batch_tokens(dev, dtype)
+    if batch_tokens is None: batch_tokens = default_batch_tokens(dev, dtype)    # 0 stays 0: one record per batch
     for batch in _plan(pieces, batch_tokens, long, shard):
         _, toks, lens = tok.batch([(pieces[k][0], pieces[k][2]) for k in batch])
         with torch.no_grad():
