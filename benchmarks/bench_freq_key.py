@@ -1,7 +1,9 @@
 """A/B of one fix, in one process: the rotary table keyed by frequencies read from the device at every call (as before,
 `tuple(inv_freq.tolist())`, which waits for the GPU twice per layer) against `resm.fast.freq_key` (read once per buffer).
 Jobs: 12 training steps (150M architecture, bf16 autocast, 16,384-token mini batches) and `embed_records` on the
-32-RNA workload of bench_embed.py at batch 1 (bf16, fp32) and batched (bf16); 3 alternating rounds after a warm-up.
+32-RNA workload of bench_embed.py with batch_tokens=0 (bf16, fp32) and 16,384-token batches (bf16); 3 alternating rounds
+after a warm-up. batch_tokens=0 means one record per batch since the fix after e283028; the run recorded in 01a_fast, at e283028, got the
+default 4,096-token batches there.
 Without a GPU it runs a tiny model as a dry run. Usage: python benchmarks/bench_freq_key.py
 """
 import statistics, sys, time, torch
@@ -30,8 +32,8 @@ def emb(dt, bt): list(embed_records(m, tok, recs, dtype=dt, batch_tokens=bt))
 def timed(f):
     sync(); t = time.perf_counter(); f(); sync(); return time.perf_counter() - t
 jobs = {"train step (ms)": (lambda: train(), lambda t: t / 12 * 1e3),
-        "embed bf16 batch 1 (nt/s)": (lambda: emb("bf16", 0), lambda t: nt / t),
-        "embed fp32 batch 1 (nt/s)": (lambda: emb("fp32", 0), lambda t: nt / t),
+        "embed bf16 batch_tokens=0 (nt/s)": (lambda: emb("bf16", 0), lambda t: nt / t),
+        "embed fp32 batch_tokens=0 (nt/s)": (lambda: emb("fp32", 0), lambda t: nt / t),
         "embed bf16 batched (nt/s)": (lambda: emb("bf16", 16384), lambda t: nt / t)}
 res = {(j, k): [] for j in jobs for k in ("tolist per call", "read once")}
 for j, (f, _) in jobs.items():
