@@ -10,8 +10,9 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
 # %% auto 0
-__all__ = ['embed', 'torch_dtype', 'cast_model', 'freq_key', 'rotary_matrices', 'rotary', 'qkv', 'sdpa_attention',
-           'attention_probs', 'softmax_', 'explicit_attention', 'layer_forward', 'fast_forward']
+__all__ = ['embed', 'torch_dtype', 'cast_model', 'onednn_bf16', 'linear', 'freq_key', 'rotary_matrices', 'rotary', 'qkv',
+           'sdpa_attention', 'attention_probs', 'softmax_', 'explicit_attention', 'layer_forward', 'fast_forward',
+           'packed_attention', 'packed_forward']
 
 # %% ../nbs/01a_fast.ipynb
 def embed(model,               # fair-esm ESM2
@@ -44,6 +45,35 @@ def cast_model(model,            # fair-esm ESM2 (or any module)
     if next(model.parameters()).dtype == dt: return model
     memo = {id(p): torch.nn.Parameter(p.detach().to(dt), requires_grad=False) for p in model.parameters()}
     return copy.deepcopy(model, memo)        # tied weights stay tied: both names map to the same new Parameter
+
+# %% ../nbs/01a_fast.ipynb
+def onednn_bf16(x:torch.Tensor, # the input
+                weight:torch.Tensor # the layer's weight
+               )->bool:         # True when `linear` takes the fused oneDNN path
+    "Whether `linear` fuses on oneDNN: bf16 on a CPU whose oneDNN has bf16 kernels, and no gradient to record."
+    if x.device.type != "cpu" or x.dtype != torch.bfloat16 or weight.dtype != torch.bfloat16: return False
+    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad): return False
+    return _onednn_bf16_available()
+
+def _onednn_bf16_available()->bool:
+    global _ONEDNN
+    if _ONEDNN is None:
+        ops = torch.ops.mkldnn
+        _ONEDNN = bool(torch.backends.mkldnn.is_available() and hasattr(ops, "_linear_pointwise")
+                       and hasattr(ops, "_is_mkldnn_bf16_supported") and ops._is_mkldnn_bf16_supported())
+    return _ONEDNN
+_ONEDNN = None
+
+def linear(mod,                # a torch.nn.Linear (weight (N, K), bias (N,) or None)
+           x:torch.Tensor,     # (..., K)
+           gelu:bool=False     # apply fair-esm's GELU (erf form) to the output
+          )->torch.Tensor:     # (..., N)
+    "`mod(x)`, then GELU if asked; for bf16 inference on a CPU, one oneDNN call with the bias and the GELU fused."
+    w, b = mod.weight, mod.bias
+    if onednn_bf16(x, w) and w.is_contiguous():
+        return torch.ops.mkldnn._linear_pointwise(x, w, b, "gelu" if gelu else "none", [], "none" if gelu else "")
+    y = F.linear(x, w, b)
+    return F.gelu(y) if gelu else y
 
 # %% ../nbs/01a_fast.ipynb
 _TABLES: dict = {}
@@ -93,9 +123,9 @@ def qkv(attn,             # a fair-esm MultiheadAttention
        ):                 # q, k, v: each (B, H, T, hd) (views of batch-first memory), rotary positions applied
     "Queries, keys and values of one fair-esm attention layer, as fair-esm computes them, with no layout copies."
     B, T, D = x.shape; H = attn.num_heads; hd = D // H
-    q = attn.q_proj(x)
+    q = linear(attn.q_proj, x)
     if prescale: q = q * attn.scaling
-    q, k, v = (t.view(B, T, H, hd) for t in (q, attn.k_proj(x), attn.v_proj(x)))   # (B, T, H, hd)
+    q, k, v = (t.view(B, T, H, hd) for t in (q, linear(attn.k_proj, x), linear(attn.v_proj, x)))   # (B, T, H, hd)
     if attn.rot_emb is not None: q, k = rotary(q, attn.rot_emb.inv_freq), rotary(k, attn.rot_emb.inv_freq)
     return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
 
@@ -108,7 +138,7 @@ def sdpa_attention(attn,                      # a fair-esm MultiheadAttention
     q, k, v = qkv(attn, x, prescale=False)                                     # SDPA applies the scale
     mask = None if key_padding_mask is None else ~key_padding_mask[:, None, None, :]  # (B, 1, 1, T) True = attend
     o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=attn.scaling)  # (B, H, T, hd)
-    return attn.out_proj(o.transpose(1, 2).reshape(B, T, D))
+    return linear(attn.out_proj, o.transpose(1, 2).reshape(B, T, D))
 
 # %% ../nbs/01a_fast.ipynb
 def attention_probs(attn,                   # a fair-esm MultiheadAttention
@@ -167,7 +197,7 @@ def explicit_attention(attn,                   # a fair-esm MultiheadAttention
             fn(rows, p if key_padding_mask is None else p.masked_fill(key_padding_mask[:, None, rows, None], 0.0))
         if reuse: o[:, rows] = torch.bmm(s, vf)                                # (B·H, n, hd); bmm(out=slice) is slow
     if not reuse: return out
-    return attn.out_proj(o.view(B, H, T, hd).to(x.dtype).transpose(1, 2).reshape(B, T, D))
+    return linear(attn.out_proj, o.view(B, H, T, hd).to(x.dtype).transpose(1, 2).reshape(B, T, D))
 
 # %% ../nbs/01a_fast.ipynb
 def layer_forward(layer, x:torch.Tensor, key_padding_mask=None, hook=None, idx:int=0,
@@ -178,7 +208,7 @@ def layer_forward(layer, x:torch.Tensor, key_padding_mask=None, hook=None, idx:i
     if probs_fn is None: x = x + sdpa_attention(layer.self_attn, h, key_padding_mask)
     else: x = x + explicit_attention(layer.self_attn, h, key_padding_mask, lambda rows, p: probs_fn(idx, rows, p), row_chunk, heads)
     h = layer.final_layer_norm(x)
-    return x + layer.fc2(F.gelu(layer.fc1(h)))
+    return x + linear(layer.fc2, linear(layer.fc1, h, gelu=True))
 
 # %% ../nbs/01a_fast.ipynb
 def fast_forward(model,                   # fair-esm ESM2
@@ -207,3 +237,36 @@ def fast_forward(model,                   # fair-esm ESM2
     x = model.emb_layer_norm_after(x)
     if model.num_layers in repr_layers: reps[model.num_layers] = x
     return {"logits": model.lm_head(x) if need_logits else None, "representations": reps}
+
+# %% ../nbs/01a_fast.ipynb
+def packed_attention(attn,                # a fair-esm MultiheadAttention
+                     x:torch.Tensor,      # (N, D) normalised input of records laid back to back
+                     bounds:list          # [(start, end)] of each record in x
+                    )->torch.Tensor:      # (N, D)
+    "fair-esm self-attention over packed records: projections on all tokens at once, SDPA one record at a time."
+    N, D = x.shape; H = attn.num_heads; hd = D // H
+    q, k, v = linear(attn.q_proj, x), linear(attn.k_proj, x), linear(attn.v_proj, x)   # (N, D) each
+    o = torch.empty_like(q)                                                    # (N, D)
+    for a, b in bounds:
+        qi, ki, vi = (t[a:b].view(1, b - a, H, hd) for t in (q, k, v))         # (1, L, H, hd) views
+        if attn.rot_emb is not None: qi, ki = rotary(qi, attn.rot_emb.inv_freq), rotary(ki, attn.rot_emb.inv_freq)
+        oi = F.scaled_dot_product_attention(qi.transpose(1, 2), ki.transpose(1, 2), vi.transpose(1, 2), scale=attn.scaling)
+        o[a:b].view(b - a, H, hd).copy_(oi[0].transpose(0, 1))                 # (L, H, hd)
+    return linear(attn.out_proj, o)
+
+def packed_forward(model,                  # fair-esm ESM2
+                   records:list,           # token ids of each record, BOS/EOS included: (L_i,) tensors
+                   repr_layers=()          # layers whose output to return (0 = embeddings, num_layers = final, after LN)
+                  )->dict:                 # {"representations": {layer: (N, D)}, "bounds": [(start, end)] of each record}
+    "ESM-2 forward over records laid back to back, without padding; equal to `fast_forward` of each record alone."
+    bounds, s = [], 0
+    for t in records: bounds.append((s, s + len(t))); s += len(t)
+    dt = next(model.parameters()).dtype
+    x = torch.cat([embed(model, t[None])[0] for t in records]).to(dt)         # (N, D); token dropout per record
+    reps = {0: x} if 0 in repr_layers else {}
+    for i, layer in enumerate(model.layers):
+        x = x + packed_attention(layer.self_attn, layer.self_attn_layer_norm(x), bounds)
+        x = x + linear(layer.fc2, linear(layer.fc1, layer.final_layer_norm(x), gelu=True))
+        if i + 1 in repr_layers and i + 1 < model.num_layers: reps[i + 1] = x
+    if model.num_layers in repr_layers: reps[model.num_layers] = model.emb_layer_norm_after(x)
+    return {"representations": reps, "bounds": bounds}

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import numpy as np
 import torch
-from .fast import fast_forward, cast_model
+from .fast import fast_forward, packed_forward, cast_model
 
 # %% auto 0
 __all__ = ['attention_maps', 'symmetrize', 'apc', 'window_starts', 'pair_logits', 'write_attention', 'length_batches',
@@ -209,7 +209,8 @@ def embed_records(model,               # fair-esm ESM2
                   window:int=1022,     # window length for long="window"
                   progress=None,       # optional callable(n_residues_done) for progress bars
                   attention=None,      # callable(id, L) -> (layers·heads, L, L) array to fill with the maps (same pass)
-                  shard:tuple=(0, 1)   # (rank, world): this rank's share of the batches
+                  shard:tuple=(0, 1),  # (rank, world): this rank's share of the batches
+                  packed:bool|None=None # records back to back without padding (`packed_forward`); None: on a CPU
                  ):                    # yields (id, {layer: (L, D) float32 np.ndarray})
     "Per-nucleotide embeddings of many records, batched by length on the fast path."
     layers, records, m = _resolve_layers(model, layers), list(records), cast_model(model, dtype)
@@ -220,14 +221,20 @@ def embed_records(model,               # fair-esm ESM2
     lengths = {rid: len(seq) for rid, seq in records}
     pieces, dev, pending = _pieces(records, long, window), next(m.parameters()).device, {}
     if batch_tokens is None: batch_tokens = default_batch_tokens(dev, dtype)    # 0 stays 0: one record per batch
+    if packed is None: packed = dev.type == "cpu"                                # CPUs skip the padding; GPUs keep fewer launches
     for batch in _plan(pieces, batch_tokens, long, shard):
         _, toks, lens = tok.batch([(pieces[k][0], pieces[k][2]) for k in batch])
         with torch.no_grad():
-            reps = fast_forward(m, toks.to(dev), repr_layers=layers, need_logits=False)["representations"]
-        reps = {l: reps[l].float().cpu().numpy() for l in layers}                # one transfer per batch
+            if packed:
+                out = packed_forward(m, [t[t.ne(m.padding_idx)] for t in toks], repr_layers=layers)
+                rows = [slice(a + 1, a + 1 + int(n)) for (a, _), n in zip(out["bounds"], lens)]   # residues, after BOS
+            else:
+                out = fast_forward(m, toks.to(dev), repr_layers=layers, need_logits=False)
+                rows = [(b, slice(1, 1 + int(n))) for b, n in enumerate(lens)]
+        reps = {l: out["representations"][l].float().cpu().numpy() for l in layers}  # one transfer per batch
         for b, k in enumerate(batch):
             rid, start, s = pieces[k]; n = int(lens[b])
-            pending.setdefault(rid, {})[start] = {l: reps[l][b, 1:n+1].copy() for l in layers}  # (n, D)
+            pending.setdefault(rid, {})[start] = {l: reps[l][rows[b]].copy() for l in layers}  # (n, D)
             if progress: progress(n)
             L = lengths[rid]
             if len(pending[rid]) == len(window_starts(L, window) if long == "window" else [0]):
