@@ -73,7 +73,7 @@ def run(cmd:list, env:dict, cwd=None)->dict:
 def machine(threads:int)->str:
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.machine())
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "resm"], capture_output=True, text=True, cwd=HERE).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "resm"], capture_output=True, text=True, cwd=HERE.parent).stdout.strip()
     import torch
     return (f"machine: {cpu}, {os.cpu_count()} cores, torch {torch.__version__}; threads {threads}; "
             f"commit {commit}{' + uncommitted changes in resm/' if dirty else ''}")

@@ -8,7 +8,9 @@ alternate --reps rounds; medians and the ratio of medians are printed with the l
 
 The old code is a git worktree: `git worktree add /tmp/old f4fc392` (it is run with PYTHONPATH pointing there).
 Usage: python benchmarks/bench_fold.py [--lengths 4000 10000] [--old-lengths 4000 10000] [--probes dense sparse] [--reps 3]
-       [--reps-sparse 1] [--reps-long 1]
+       [--reps-sparse 1] [--reps-long 1] [--sdpa-dtype bf16]
+With --sdpa-dtype the new code also runs with `resm fold --sdpa-dtype ...` (a third row): the attention of the heads the
+probe does not read in that precision, the maps it reads in --dtype.
 """
 import argparse, json, os, statistics, subprocess, sys
 from pathlib import Path
@@ -48,6 +50,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--dtype", default="fp32")
     ap.add_argument("--workdir", default="/tmp/resm_bench")
+    ap.add_argument("--sdpa-dtype", default=None, choices=["bf16"], help="also: the new code with --sdpa-dtype")
     a = ap.parse_args()
     work = Path(a.workdir); work.mkdir(parents=True, exist_ok=True)
     if a.old_lengths and not (Path(a.old)/"resm"/"fold.py").exists(): sys.exit(f"no old code at {a.old}: git worktree add {a.old} f4fc392")
@@ -62,28 +65,29 @@ def main():
         fa = fasta(work, L)
         for kind in a.probes:
             probe = make_probe(work, kind)
-            codes = (["old"] if L in a.old_lengths else []) + ["new"]
+            codes = (["old"] if L in a.old_lengths else []) + ["new"] + ([f"new --sdpa-dtype {a.sdpa_dtype}"] if a.sdpa_dtype else [])
             res = {c: [] for c in codes}
             for rep in range(a.reps_long if L >= 10000 else a.reps if kind == "dense" else a.reps_sparse):
                 for c in codes:
-                    out = work/f"fold_{c}_{L}_{kind}"
+                    out = work/f"fold_{c.replace(' ', '_')}_{L}_{kind}"
                     for p in out.glob("*") if out.exists() else []: p.unlink()
                     root = str(Path(a.old).resolve()) if c == "old" else str(Path(__file__).resolve().parents[1])
                     e = dict(env, PYTHONPATH=root)
                     cmd = [sys.executable, "-c", FOLD.format(t=a.threads, root=root + "/"), "fold", fa, "--model", spec, "--out", out, "--head", probe,
-                           "--device", "cpu", "--quiet", "--dtype", a.dtype]
+                           "--device", "cpu", "--quiet", "--dtype", a.dtype] + (["--sdpa-dtype", a.sdpa_dtype] if "sdpa" in c else [])
                     res[c].append(run(cmd, e, cwd=work)); print(f"  L={L} {kind} {c}: {res[c][-1]['s']:.0f} s", file=sys.stderr, flush=True)
-            same = ""
-            if len(codes) > 1:
-                new_db = (work/f"fold_new_{L}_{kind}"/f"len{L}.dbn").read_text()
-                same = "yes" if (work/f"fold_old_{L}_{kind}"/f"len{L}.dbn").read_text() == new_db else "NO"
-                n_pairs = sum(new_db.splitlines()[-1].count(c) for c in "([{<")
-                same += f" ({n_pairs} pairs)"                                 # 0 pairs: the equality says little
+            same = {}
+            if "old" in codes:
+                old_db = (work/f"fold_old_{L}_{kind}"/f"len{L}.dbn").read_text()
+                for c in codes[1:]:
+                    new_db = (work/f"fold_{c.replace(' ', '_')}_{L}_{kind}"/f"len{L}.dbn").read_text()
+                    n_pairs = sum(new_db.splitlines()[-1].count(x) for x in "([{<")
+                    same[c] = ("yes" if old_db == new_db else "NO") + f" ({n_pairs} pairs)"   # 0 pairs: the equality says little
             med = {c: statistics.median(x["s"] for x in v) for c, v in res.items()}
             for c, v in res.items():
-                ratio = f"{med['old'] / med['new']:.2f}x" if c == "new" and "old" in med else ""
+                ratio = f"{med['old'] / med[c]:.2f}x" if c != "old" and "old" in med else ""
                 print(f"| {L} | {kind} | {c} | {med[c]:.0f} | {runs(v, 's', '.0f')} | {max(x['rss'] for x in v):.2f} | "
-                      f"{ratio} | {same if c == 'new' else ''} | {runs(v, 'load', '.1f')} |", flush=True)
+                      f"{ratio} | {same.get(c, '')} | {runs(v, 'load', '.1f')} |", flush=True)
     print(f"\nload average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 if __name__ == "__main__": main()

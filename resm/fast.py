@@ -131,13 +131,15 @@ def qkv(attn,             # a fair-esm MultiheadAttention
 
 def sdpa_attention(attn,                      # a fair-esm MultiheadAttention
                    x:torch.Tensor,            # (B, T, D) normalised input
-                   key_padding_mask=None      # (B, T) True at padding, or None
+                   key_padding_mask=None,     # (B, T) True at padding, or None
+                   dtype:torch.dtype|None=None # precision of the attention itself (q, k, v cast; output cast back); None: x's
                   )->torch.Tensor:            # (B, T, D)
     "fair-esm self-attention computed with fused SDPA (no attention weights stored)."
     B, T, D = x.shape
     q, k, v = qkv(attn, x, prescale=False)                                     # SDPA applies the scale
+    if dtype is not None: q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
     mask = None if key_padding_mask is None else ~key_padding_mask[:, None, None, :]  # (B, 1, 1, T) True = attend
-    o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=attn.scaling)  # (B, H, T, hd)
+    o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=attn.scaling).to(x.dtype)  # (B, H, T, hd)
     return linear(attn.out_proj, o.transpose(1, 2).reshape(B, T, D))
 
 # %% ../nbs/01a_fast.ipynb
@@ -170,14 +172,15 @@ def explicit_attention(attn,                   # a fair-esm MultiheadAttention
                        key_padding_mask=None,  # (B, T) True at padding, or None
                        fn=None,                # called as fn(rows, probs (B, h, r, T) float32) per block; probs is reused after it returns
                        row_chunk:int|None=None, # query rows per block (default: ~32 MB of probabilities)
-                       heads=None              # head indices whose maps `fn` sees (None: all, and they make the output)
+                       heads=None,             # head indices whose maps `fn` sees (None: all, and they make the output)
+                       sdpa_dtype=None         # with `heads`: precision of the SDPA that makes the output (None: x's)
                       )->torch.Tensor:         # (B, T, D)
     "fair-esm self-attention with explicit float32 probabilities, one block of query rows at a time."
     B, T, D = x.shape; H = attn.num_heads; hd = D // H
     q, k, v = qkv(attn, x)                                                     # (B, H, T, hd)
     reuse = heads is None or list(heads) == list(range(H))
     if not reuse:
-        out = sdpa_attention(attn, x, key_padding_mask)
+        out = sdpa_attention(attn, x, key_padding_mask, sdpa_dtype)
         if len(heads) == 0: return out
         idx = torch.as_tensor(heads, device=x.device); q, k = q[:, idx], k[:, idx]
     h = q.shape[1]
@@ -201,12 +204,12 @@ def explicit_attention(attn,                   # a fair-esm MultiheadAttention
 
 # %% ../nbs/01a_fast.ipynb
 def layer_forward(layer, x:torch.Tensor, key_padding_mask=None, hook=None, idx:int=0,
-                  probs_fn=None, row_chunk:int|None=None, heads=None)->torch.Tensor:
+                  probs_fn=None, row_chunk:int|None=None, heads=None, sdpa_dtype=None)->torch.Tensor:
     "One fair-esm `TransformerLayer` on batch-first `x` (B, T, D): SDPA attention, or explicit with `probs_fn(idx, rows, probs)`."
     h = layer.self_attn_layer_norm(x)
     if hook is not None: hook(idx, layer.self_attn, h, key_padding_mask)
-    if probs_fn is None: x = x + sdpa_attention(layer.self_attn, h, key_padding_mask)
-    else: x = x + explicit_attention(layer.self_attn, h, key_padding_mask, lambda rows, p: probs_fn(idx, rows, p), row_chunk, heads)
+    if probs_fn is None: x = x + sdpa_attention(layer.self_attn, h, key_padding_mask, sdpa_dtype)
+    else: x = x + explicit_attention(layer.self_attn, h, key_padding_mask, lambda rows, p: probs_fn(idx, rows, p), row_chunk, heads, sdpa_dtype)
     h = layer.final_layer_norm(x)
     return x + linear(layer.fc2, linear(layer.fc1, h, gelu=True))
 
@@ -220,7 +223,8 @@ def fast_forward(model,                   # fair-esm ESM2
                  probs_fn=None,           # explicit attention: called as probs_fn(layer_idx, rows, probs (B, h, r, T) float32)
                  row_chunk:int|None=None, # query rows per block for `probs_fn`
                  heads=None,              # per layer, the head indices `probs_fn` sees (None: all heads of every layer)
-                 upto:int|None=None       # run only layers 1..upto (then no final LayerNorm and no logits)
+                 upto:int|None=None,      # run only layers 1..upto (then no final LayerNorm and no logits)
+                 sdpa_dtype=None          # precision of the SDPA attention (not of maps `probs_fn` sees); None: the model's
                 )->dict:                  # {"logits": (B, T, V) or None, "representations": {layer: (B, T, D)}}
     "ESM-2 forward with fused attention; equal to `model(tokens)` up to float rounding."
     pad = tokens.eq(model.padding_idx)
@@ -230,8 +234,8 @@ def fast_forward(model,                   # fair-esm ESM2
     for i, layer in enumerate(model.layers[:upto]):
         h = None if heads is None else heads[i]
         if checkpoint and torch.is_grad_enabled():
-            x = _checkpoint(layer_forward, layer, x, kpm, attn_hook, i, probs_fn, row_chunk, h, use_reentrant=False)
-        else: x = layer_forward(layer, x, kpm, attn_hook, i, probs_fn, row_chunk, h)
+            x = _checkpoint(layer_forward, layer, x, kpm, attn_hook, i, probs_fn, row_chunk, h, sdpa_dtype, use_reentrant=False)
+        else: x = layer_forward(layer, x, kpm, attn_hook, i, probs_fn, row_chunk, h, sdpa_dtype)
         if i + 1 in repr_layers and i + 1 < model.num_layers: reps[i + 1] = x
     if upto is not None and upto < model.num_layers: return {"logits": None, "representations": reps}
     x = model.emb_layer_norm_after(x)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import numpy as np
 import torch
-from .fast import fast_forward, packed_forward, cast_model
+from .fast import fast_forward, packed_forward, cast_model, torch_dtype
 
 # %% auto 0
 __all__ = ['attention_maps', 'symmetrize', 'apc', 'window_starts', 'pair_logits', 'write_attention', 'length_batches',
@@ -39,16 +39,17 @@ def apc(x:torch.Tensor # (..., L, L)
     return x - x.sum(-1, keepdim=True) * x.sum(-2, keepdim=True) / x.sum((-1, -2), keepdim=True)
 
 # %% ../nbs/04_features.ipynb
-def _stream_attention(model, toks, fn, row_chunk=None, dtype="fp32", heads=None, repr_layers=()):
+def _stream_attention(model, toks, fn, row_chunk=None, dtype="fp32", heads=None, repr_layers=(), sdpa_dtype=None):
     "One forward pass of one unpadded sequence calling fn(layer, rows, probs (h, r, T)) for every block of query rows; returns its representations."
     m = cast_model(model, dtype)                      # weights cast once (a copy; `model` is not changed)
     upto = None if heads is None else max((i + 1 for i, h in enumerate(heads) if len(h)), default=0)  # later layers are not needed
     with torch.no_grad():
         return fast_forward(m, toks, repr_layers=repr_layers, need_logits=False, probs_fn=lambda i, rows, p: fn(i, rows, p[0]),
-                            row_chunk=row_chunk, heads=heads, upto=upto)["representations"]
+                            row_chunk=row_chunk, heads=heads, upto=upto,
+                            sdpa_dtype=None if sdpa_dtype is None else torch_dtype(sdpa_dtype))["representations"]
 
 # %% ../nbs/04_features.ipynb
-def _pair_logits_full(model, tok, seq, weight, bias, row_chunk=None, dtype="fp32"):
+def _pair_logits_full(model, tok, seq, weight, bias, row_chunk=None, dtype="fp32", sdpa_dtype=None):
     toks = _tokens(model, tok, seq); L = toks.shape[1] - 2; T, dev = L + 2, toks.device
     w = torch.as_tensor(weight, dtype=torch.float32, device=dev).view(model.num_layers, model.attention_heads)  # (layers, H)
     heads = [torch.nonzero(w[i]).flatten().tolist() for i in range(model.num_layers)]   # a zero weight needs no map
@@ -62,7 +63,7 @@ def _pair_logits_full(model, tok, seq, weight, bias, row_chunk=None, dtype="fp32
         S[lo-1:hi-1] += torch.mm(w[i, heads[i]][None], blk.reshape(len(heads[i]), -1)).view(b - a, T)[:, 1:L+1]  # Σ_h w_h p_h
         R[i][:, lo-1:hi-1] += 1 - blk[:, :, 0] - blk[:, :, L+1]                  # residue row sums: rows sum to 1
         R[i] += blk.sum(1)[:, 1:L+1]                                             # residue column sums (h, L), one contiguous pass
-    _stream_attention(model, toks, acc, row_chunk, dtype, heads=heads)
+    _stream_attention(model, toks, acc, row_chunk, dtype, heads=heads, sdpa_dtype=sdpa_dtype)
     Rall = torch.cat(R); coef = torch.cat([w[i, h] for i, h in enumerate(heads)]) / Rall.sum(-1)  # (n_weighted,)
     if len(Rall): S.addmm_((Rall * coef[:, None]).T, Rall, alpha=-0.5)         # half the APC term, before symmetrizing:
     out = S.T.clone(); out += S                                                  # x + xᵀ is exactly symmetric in floating point
@@ -87,14 +88,15 @@ def pair_logits(model,              # fair-esm ESM2
                 row_chunk:int|None=None, # query rows per block (default: ~256 MB of probabilities)
                 long:str="full",    # "full" or "window"
                 window:int=1022,    # window length for long="window"
-                dtype:str="fp32"    # forward-pass precision (probabilities are always float32)
+                dtype:str="fp32",   # forward-pass precision (probabilities are always float32)
+                sdpa_dtype:str|None=None # precision of the attention of heads with zero weight (None: `dtype`)
                )->torch.Tensor:     # (L, L) float32 logits
     "Zero-shot pair logits Σ w·APC(sym(attention)) + b, computed layer by layer in bounded memory."
-    if long == "full" or len(seq) <= window: return _pair_logits_full(model, tok, seq, weight, bias, row_chunk, dtype)
+    if long == "full" or len(seq) <= window: return _pair_logits_full(model, tok, seq, weight, bias, row_chunk, dtype, sdpa_dtype)
     if long != "window": raise ValueError(f"long must be 'full' or 'window', got {long!r}")
     L = len(seq); tot = torch.zeros(L, L); cnt = torch.zeros(L, L)
     for s in window_starts(L, window):
-        tot[s:s+window, s:s+window] += _pair_logits_full(model, tok, seq[s:s+window], weight, bias, row_chunk, dtype)
+        tot[s:s+window, s:s+window] += _pair_logits_full(model, tok, seq[s:s+window], weight, bias, row_chunk, dtype, sdpa_dtype)
         cnt[s:s+window, s:s+window] += 1
     return (tot / cnt).masked_fill(cnt == 0, float("-inf"))
 

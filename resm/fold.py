@@ -48,9 +48,9 @@ def fold_threshold(head,                     # a head from `load_fold_head`
     tuned = getattr(head, "threshold", None)
     return 0.5 if tuned is None else float(tuned)
 
-def _predict(head, model, tok, seq:str, long:str, dtype:str, window:int)->np.ndarray:
+def _predict(head, model, tok, seq:str, long:str, dtype:str, window:int, sdpa_dtype:str|None=None)->np.ndarray:
     "(L, L) probabilities from a head; probes get the length policy and precision."
-    if isinstance(head, Probe): return head.predict(model, tok, seq, long=long, dtype=dtype, window=window)
+    if isinstance(head, Probe): return head.predict(model, tok, seq, long=long, dtype=dtype, window=window, sdpa_dtype=sdpa_dtype)
     return np.asarray(head.predict(model, tok, seq), dtype=np.float32)
 
 # %% ../nbs/07a_fold.ipynb
@@ -97,7 +97,8 @@ def fold_fasta(fasta:str|Path,         # input FASTA
                method:str="matching",  # decode: "matching" (max weight) or "greedy"
                dtype:str="fp32", device:str="auto",
                long:str="full", window:int=1022,
-               on_invalid:str="error", progress:bool=True, trust_checkpoint:bool=False
+               on_invalid:str="error", progress:bool=True, trust_checkpoint:bool=False,
+               sdpa_dtype:str|None=None # zero-shot probe: precision of the attention of heads it does not read (None: `dtype`)
               )->dict:                 # summary: done, skipped (already finished), total, out
     "Secondary structures of every record of a FASTA file, resumably; sharded under torchrun."
     if fmt not in FORMATS: raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
@@ -111,13 +112,13 @@ def fold_fasta(fasta:str|Path,         # input FASTA
     out = Path(out)
     decode = f"{method},t={threshold},canonical={canonical},min_loop={min_loop}"
     settings = dict(model=getattr(m, "resm_meta", {}).get("spec", "custom"), mapping=tok.mapping_name, head=str(head),
-                    dtype=dtype, long=long if long == "full" else f"window{window}", format=fmt, decode=decode)
+                    dtype=dtype if sdpa_dtype in (None, dtype) else f"{dtype},sdpa={sdpa_dtype}", long=long if long == "full" else f"window{window}", format=fmt, decode=decode)
     man, todo = open_run(out, MANIFEST_COLUMNS, settings, records, rank, world)
     mine = [r for r, s in zip(todo, shard_sizes([len(s) ** 2 for _, s in todo], world)) if s == rank]   # cost ~ L²
     if isinstance(h, Probe): m = cast_model(m, dtype)        # weights cast once for the run (a copy when needed)
     failed = []
     for rid, seq in tqdm(mine, unit="seq", disable=not progress, desc="fold"):
-        P = _predict(h, m, tok, seq, long, dtype, window)                       # (L, L)
+        P = _predict(h, m, tok, seq, long, dtype, window, sdpa_dtype)           # (L, L)
         pairs = decode_pairs(P, threshold, seq=seq, canonical=canonical, min_loop=min_loop, method=method)
         name = safe_name(rid)
         try: files = [write_structure(out/f"{name}.{fmt}", rid, seq, pairs, fmt).name]
@@ -137,7 +138,8 @@ def _run_fold(args)->int:
     res = fold_fasta(args.fasta, args.model, args.out, head=args.head, fmt=args.format, probs=args.probs,
                      threshold=args.threshold, canonical=args.canonical, min_loop=args.min_loop, method=args.method,
                      dtype=args.dtype, device=args.device, long=args.long, window=args.window,
-                     on_invalid=args.on_invalid, progress=not args.quiet, trust_checkpoint=args.trust_checkpoint)
+                     on_invalid=args.on_invalid, progress=not args.quiet, trust_checkpoint=args.trust_checkpoint,
+                     sdpa_dtype=args.sdpa_dtype)
     print(f"folded {res['done']} records ({res['skipped']} already done) into {res['out']}", file=sys.stderr)
     return 0
 
@@ -152,6 +154,9 @@ def add_cli(sub):
     p.add_argument("--canonical", action="store_true", help="keep only AU, GC and GU pairs")
     p.add_argument("--min-loop", type=nonnegative_int, default=3, help="minimum hairpin loop length")
     p.add_argument("--method", default="matching", choices=["matching", "greedy"], help="one partner per base: max-weight matching or greedy")
+    p.add_argument("--sdpa-dtype", default=None, choices=["fp32", "bf16"],
+                   help="zero-shot probe: precision of the attention of the heads it does not read (their maps are not kept; "
+                        "the maps it reads stay in --dtype). Default: --dtype")
     p.set_defaults(func=_run_fold)
     return p
 

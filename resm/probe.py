@@ -68,11 +68,13 @@ class Probe:
                 long:str="full",       # "full" or "window" (see `pair_logits`)
                 window:int=1022,       # window length for long="window"
                 row_chunk:int|None=None, # query rows per block
-                dtype:str="fp32"       # forward precision
+                dtype:str="fp32",      # forward precision
+                sdpa_dtype:str|None=None # precision of the attention of heads the probe does not read (None: `dtype`)
                )->np.ndarray:          # (L, L) float32 symmetric pair probabilities
         "Pair probabilities of `seq`, in bounded memory."
         self.check(model)
-        P = pair_logits(model, tok, seq, self.weight, self.bias, row_chunk=row_chunk, long=long, window=window, dtype=dtype).sigmoid_()
+        P = pair_logits(model, tok, seq, self.weight, self.bias, row_chunk=row_chunk, long=long, window=window, dtype=dtype,
+                        sdpa_dtype=sdpa_dtype).sigmoid_()
         for d in range(1 - self.min_sep, self.min_sep): P.diagonal(d).zero_()   # in place: no extra (L, L) copies
         return P.numpy()
 
@@ -195,7 +197,7 @@ def planted_attention(maps:dict, # {tuple of token ids: (layers, heads, T, T) at
                       tok):      # the tokenizer that made the keys
     "Inside the block, every attention feature of resm.probe and resm.features reads `maps` instead of running the model."
     import resm.features as F
-    def stream(model, toks, fn, row_chunk=None, dtype="fp32", heads=None, repr_layers=()):
+    def stream(model, toks, fn, row_chunk=None, dtype="fp32", heads=None, repr_layers=(), sdpa_dtype=None):
         A = torch.as_tensor(maps[tuple(toks[0].tolist())])
         for layer in range(A.shape[0]):
             h = list(range(A.shape[1])) if heads is None else heads[layer]
