@@ -4,15 +4,15 @@
 
 # %% ../nbs/01a_fast.ipynb 3
 from __future__ import annotations
-import copy
+import copy, functools
 import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
 # %% auto 0
 __all__ = ['embed', 'torch_dtype', 'cast_model', 'onednn_bf16', 'linear', 'freq_key', 'rotary_matrices', 'rotary', 'qkv',
-           'sdpa_attention', 'attention_probs', 'softmax_', 'explicit_attention', 'layer_forward', 'fast_forward',
-           'packed_attention', 'packed_forward']
+           'sdpa_attention', 'attention_probs', 'softmax_', 'explicit_attention', 'feed_forward', 'layer_forward',
+           'fast_forward', 'packed_attention', 'packed_forward']
 
 # %% ../nbs/01a_fast.ipynb
 def embed(model,               # fair-esm ESM2
@@ -55,14 +55,11 @@ def onednn_bf16(x:torch.Tensor, # the input
     if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad): return False
     return _onednn_bf16_available()
 
+@functools.cache
 def _onednn_bf16_available()->bool:
-    global _ONEDNN
-    if _ONEDNN is None:
-        ops = torch.ops.mkldnn
-        _ONEDNN = bool(torch.backends.mkldnn.is_available() and hasattr(ops, "_linear_pointwise")
-                       and hasattr(ops, "_is_mkldnn_bf16_supported") and ops._is_mkldnn_bf16_supported())
-    return _ONEDNN
-_ONEDNN = None
+    ops = torch.ops.mkldnn
+    return bool(torch.backends.mkldnn.is_available() and hasattr(ops, "_linear_pointwise")
+                and hasattr(ops, "_is_mkldnn_bf16_supported") and ops._is_mkldnn_bf16_supported())
 
 def linear(mod,                # a torch.nn.Linear (weight (N, K), bias (N,) or None)
            x:torch.Tensor,     # (..., K)
@@ -203,6 +200,12 @@ def explicit_attention(attn,                   # a fair-esm MultiheadAttention
     return linear(attn.out_proj, o.view(B, H, T, hd).to(x.dtype).transpose(1, 2).reshape(B, T, D))
 
 # %% ../nbs/01a_fast.ipynb
+def feed_forward(layer,          # a fair-esm TransformerLayer
+                 x:torch.Tensor  # (..., D) the residual stream
+                )->torch.Tensor: # (..., D)
+    "The layer's second half: LayerNorm, the GELU feed-forward, and the residual."
+    return x + linear(layer.fc2, linear(layer.fc1, layer.final_layer_norm(x), gelu=True))
+
 def layer_forward(layer, x:torch.Tensor, key_padding_mask=None, hook=None, idx:int=0,
                   probs_fn=None, row_chunk:int|None=None, heads=None, sdpa_dtype=None)->torch.Tensor:
     "One fair-esm `TransformerLayer` on batch-first `x` (B, T, D): SDPA attention, or explicit with `probs_fn(idx, rows, probs)`."
@@ -210,8 +213,7 @@ def layer_forward(layer, x:torch.Tensor, key_padding_mask=None, hook=None, idx:i
     if hook is not None: hook(idx, layer.self_attn, h, key_padding_mask)
     if probs_fn is None: x = x + sdpa_attention(layer.self_attn, h, key_padding_mask, sdpa_dtype)
     else: x = x + explicit_attention(layer.self_attn, h, key_padding_mask, lambda rows, p: probs_fn(idx, rows, p), row_chunk, heads, sdpa_dtype)
-    h = layer.final_layer_norm(x)
-    return x + linear(layer.fc2, linear(layer.fc1, h, gelu=True))
+    return feed_forward(layer, x)
 
 # %% ../nbs/01a_fast.ipynb
 def fast_forward(model,                   # fair-esm ESM2
@@ -270,7 +272,7 @@ def packed_forward(model,                  # fair-esm ESM2
     reps = {0: x} if 0 in repr_layers else {}
     for i, layer in enumerate(model.layers):
         x = x + packed_attention(layer.self_attn, layer.self_attn_layer_norm(x), bounds)
-        x = x + linear(layer.fc2, linear(layer.fc1, layer.final_layer_norm(x), gelu=True))
+        x = feed_forward(layer, x)
         if i + 1 in repr_layers and i + 1 < model.num_layers: reps[i + 1] = x
     if model.num_layers in repr_layers: reps[model.num_layers] = model.emb_layer_norm_after(x)
     return {"representations": reps, "bounds": bounds}
