@@ -3,8 +3,10 @@
 #  1. the `gpu`-flagged notebook cells (nbdev_test --flags gpu, only the notebooks that have such cells)
 #  2. pytest's GPU tests (pytest -m gpu)
 #  3. `resm embed` throughput against fair-esm: ESM2-150M and -650M architectures (random weights), fp32/bf16/fp16,
-#     batch 1 and batched, on the 32-RNA workload of benchmarks/bench_embed.py (15,120 nt)
-#  4. peak GPU memory (and time) of `resm fold`'s zero-shot probe at 4,000 and 10,000 nt (150M architecture)
+#     batch 1, batched (padded) and batched packed (records back to back), on the 32-RNA workload of
+#     benchmarks/bench_embed.py (15,120 nt)
+#  4. peak GPU memory (and time) of `resm fold`'s zero-shot probe at 4,000 and 10,000 nt (150M architecture), and a sparse
+#     probe at 10,000 nt with the skipped heads' attention in fp32 and in bf16 (--sdpa-dtype)
 #  5. `resm train` on the 150M architecture, 50 steps in bf16: tokens/s and MFU (6·N·tokens/s over the card's bf16 peak)
 # Without a CUDA device it prepares what it can on the CPU and skips the GPU-only steps, saying so.
 # Settings from the environment: PY (the interpreter; default .venv/bin/python, else python3), WORK (scratch folder,
@@ -76,8 +78,8 @@ for arch, name in (("150M", "esm2_t30_150M_random"), ("650M", "esm2_t33_650M_ran
     conv, KDNY = alph.get_batch_converter(), str.maketrans("AUCGT", "KDNYD")
     for dt in ("fp32", "bf16", "fp16"):
         fe = copy.deepcopy(ref).to("cuda", torch_dtype(dt)).eval()
-        for mode, bt in (("batch 1", 0), ("batched", 16384)):
-            def ours(): list(embed_records(m, tok, recs, dtype=dt, batch_tokens=bt))
+        for mode, bt, pk in (("batch 1", 0, False), ("batched", 16384, False), ("batched, packed", 16384, True)):
+            def ours(): list(embed_records(m, tok, recs, dtype=dt, batch_tokens=bt, packed=pk))
             def theirs():
                 with torch.no_grad():
                     for b in length_batches([len(s) for _, s in recs], bt):
@@ -105,6 +107,14 @@ for L in (4000, 10000):
     torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats(); t = time.perf_counter()
     pr.predict(m, tok, seq); torch.cuda.synchronize()
     rows.write(f"fold {L} nt, 150M, dense probe, fp32\tpeak GPU memory {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB\t{time.perf_counter() - t:.1f} s\t\n"); rows.flush()
+w = np.zeros(600, np.float32); w[rng.choice(600, 24, replace=False)] = rng.normal(0, 0.2, 24)   # a sparse probe: 24 heads
+sp, seq = Probe(w, -3.0, 6, dict(num_layers=30, attention_heads=20)), "".join(rng.choice(list("ACGU"), 10000))
+for sd in (None, "bf16"):
+    torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats(); t = time.perf_counter()
+    P = sp.predict(m, tok, seq, sdpa_dtype=sd); torch.cuda.synchronize(); dt = time.perf_counter() - t
+    if sd is None: P32 = P
+    rows.write(f"fold 10,000 nt, 150M, sparse probe (24 heads), fp32{', sdpa bf16' if sd else ''}\tpeak GPU memory "
+               f"{torch.cuda.max_memory_allocated() / 2**30:.2f} GiB\t{dt:.1f} s\tmax prob diff {abs(P - P32).max():.1e}\n"); rows.flush()
 EOF
 
 # 5. training throughput and MFU

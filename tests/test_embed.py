@@ -236,3 +236,30 @@ def test_cuda_embed_and_maps_equal_cpu(dtype):
             np.testing.assert_allclose(maps[rid], attention_maps(m, tok, s).numpy(), atol=1e-5)
         cos = torch.nn.functional.cosine_similarity(torch.from_numpy(gpu[rid][4]), torch.from_numpy(cpu[rid][4]), dim=-1)
         assert cos.min() >= 0.999, (rid, float(cos.min()))
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("dtype", ["fp32", "bf16", "fp16"])
+def test_cuda_packed_and_padded_equal_cpu(dtype):
+    "On CUDA both batch layouts (records back to back, and padded) give the CPU fp32 embeddings: fp32 within 1e-4, bf16/fp16 cosine ≥ 0.999."
+    m, tok = tiny_model(num_layers=4, embed_dim=128, attention_heads=8, seed=3)
+    recs = [(f"s{k}", rand_seq(n)) for k, n in enumerate([40, 200, 333, 7])]
+    cpu = dict(embed_records(m, tok, recs))
+    mc = tiny_model(num_layers=4, embed_dim=128, attention_heads=8, seed=3)[0].cuda()
+    for packed in (True, False):
+        gpu = dict(embed_records(mc, tok, recs, dtype=dtype, packed=packed))
+        for rid, _ in recs:
+            if dtype == "fp32": np.testing.assert_allclose(gpu[rid][4], cpu[rid][4], atol=1e-4, err_msg=f"packed={packed}")
+            cos = torch.nn.functional.cosine_similarity(torch.from_numpy(gpu[rid][4]), torch.from_numpy(cpu[rid][4]), dim=-1)
+            assert cos.min() >= 0.999, (packed, rid, float(cos.min()))
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_sparse_pair_logits_equal_cpu():
+    "On CUDA the sparse probe's logits equal the CPU's (1e-4), and the heads it skips may run their attention in bf16 (within 0.05)."
+    m, tok = tiny_model(num_layers=4, embed_dim=128, attention_heads=8, seed=3)
+    mc = tiny_model(num_layers=4, embed_dim=128, attention_heads=8, seed=3)[0].cuda()
+    w = torch.zeros(32); w[[3, 17, 30]] = torch.tensor([0.8, -0.5, 1.2]); seq = rand_seq(300)
+    cpu = pair_logits(m, tok, seq, w, -1.0)
+    np.testing.assert_allclose(pair_logits(mc, tok, seq, w, -1.0).numpy(), cpu.numpy(), atol=1e-4)
+    assert (pair_logits(mc, tok, seq, w, -1.0, sdpa_dtype="bf16") - cpu).abs().max() < 0.05
