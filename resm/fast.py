@@ -267,8 +267,8 @@ def packed_forward(model,                  # fair-esm ESM2
     "ESM-2 forward over records laid back to back, without padding; equal to `fast_forward` of each record alone."
     bounds, s = [], 0
     for t in records: bounds.append((s, s + len(t))); s += len(t)
-    dt = next(model.parameters()).dtype
-    x = torch.cat([embed(model, t[None])[0] for t in records]).to(dt)         # (N, D); token dropout per record
+    p = next(model.parameters())                                              # records may come from the CPU
+    x = torch.cat([embed(model, t.to(p.device)[None])[0] for t in records]).to(p.dtype)  # (N, D); token dropout per record
     reps = {0: x} if 0 in repr_layers else {}
     for i, layer in enumerate(model.layers):
         x = x + packed_attention(layer.self_attn, layer.self_attn_layer_norm(x), bounds)
