@@ -241,12 +241,12 @@ def test_cuda_embed_and_maps_equal_cpu(dtype):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("dtype", ["fp32", "bf16", "fp16"])
 def test_cuda_packed_and_padded_equal_cpu(dtype):
-    "On CUDA both batch layouts (records back to back, and padded) give the CPU fp32 embeddings: fp32 within 1e-4, bf16/fp16 cosine ≥ 0.999."
+    "On CUDA both batch layouts (records back to back, and padded) and the default give the CPU fp32 embeddings: fp32 within 1e-4, bf16/fp16 cosine ≥ 0.999."
     m, tok = tiny_model(num_layers=4, embed_dim=128, attention_heads=8, seed=3)
     recs = [(f"s{k}", rand_seq(n)) for k, n in enumerate([40, 200, 333, 7])]
     cpu = dict(embed_records(m, tok, recs))
     mc = tiny_model(num_layers=4, embed_dim=128, attention_heads=8, seed=3)[0].cuda()
-    for packed in (True, False):
+    for packed in (True, False, None):
         gpu = dict(embed_records(mc, tok, recs, dtype=dtype, packed=packed))
         for rid, _ in recs:
             if dtype == "fp32": np.testing.assert_allclose(gpu[rid][4], cpu[rid][4], atol=1e-4, err_msg=f"packed={packed}")
