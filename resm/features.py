@@ -11,7 +11,7 @@ from .fast import fast_forward, packed_forward, cast_model, torch_dtype
 
 # %% auto 0
 __all__ = ['attention_maps', 'symmetrize', 'apc', 'window_starts', 'pair_logits', 'write_attention', 'length_batches',
-           'default_batch_tokens', 'default_packed', 'shard_sizes', 'embed_records']
+           'default_batch_tokens', 'shard_sizes', 'embed_records']
 
 # %% ../nbs/04_features.ipynb
 def _tokens(model, tok, seq:str, id:str|None=None)->torch.Tensor:
@@ -140,13 +140,6 @@ def default_batch_tokens(device,          # where the forward pass runs (str or 
     On a CPU, fp32 activations of 4,096-token batches no longer fit the caches; measured in `07_embed`."""
     return 1024 if torch.device(device).type == "cpu" and dtype == "fp32" else 4096
 
-def default_packed(device,          # where the forward pass runs (str or torch.device)
-                   dtype:str="fp32" # forward-pass precision
-                  )->bool:          # True: records back to back (`packed_forward`); False: padded batches
-    """The batch layout when none is given: packed on a CPU in every precision and on a GPU in fp32, padded on a GPU
-    in bf16/fp16, where packed batches' per-record attention calls cost more than the padding; measured in `07_embed`."""
-    return torch.device(device).type == "cpu" or dtype == "fp32"
-
 def shard_sizes(sizes,      # cost of each work item
                 world:int   # number of shards (ranks)
                )->list[int]: # shard of each item
@@ -219,7 +212,7 @@ def embed_records(model,               # fair-esm ESM2
                   progress=None,       # optional callable(n_residues_done) for progress bars
                   attention=None,      # callable(id, L) -> (layers·heads, L, L) array to fill with the maps (same pass)
                   shard:tuple=(0, 1),  # (rank, world): this rank's share of the batches
-                  packed:bool|None=None # records back to back without padding (`packed_forward`); None: `default_packed`
+                  packed:bool|None=None # records back to back without padding (`packed_forward`); None: on a CPU
                  ):                    # yields (id, {layer: (L, D) float32 np.ndarray})
     "Per-nucleotide embeddings of many records, batched by length on the fast path."
     layers, records, m = _resolve_layers(model, layers), list(records), cast_model(model, dtype)
@@ -230,7 +223,7 @@ def embed_records(model,               # fair-esm ESM2
     lengths = {rid: len(seq) for rid, seq in records}
     pieces, dev, pending = _pieces(records, long, window), next(m.parameters()).device, {}
     if batch_tokens is None: batch_tokens = default_batch_tokens(dev, dtype)    # 0 stays 0: one record per batch
-    if packed is None: packed = default_packed(dev, dtype)
+    if packed is None: packed = dev.type == "cpu"                                # GPUs pad: measured in `07_embed`
     for batch in _plan(pieces, batch_tokens, long, shard):
         _, toks, lens = tok.batch([(pieces[k][0], pieces[k][2]) for k in batch])
         with torch.no_grad():
