@@ -8,6 +8,8 @@
 #  4. peak GPU memory (and time) of `resm fold`'s zero-shot probe at 4,000 and 10,000 nt (150M architecture), and a sparse
 #     probe at 10,000 nt with the skipped heads' attention in fp32 and in bf16 (--sdpa-dtype)
 #  5. `resm train` on the 150M architecture, 50 steps in bf16: tokens/s and MFU (6·N·tokens/s over the card's bf16 peak)
+#  6. every `resm eval` and `resm finetune` command once on the card at test size, the zero-shot ones compared with the
+#     CPU (benchmarks/gpu_commands.sh)
 # Without a CUDA device it prepares what it can on the CPU and skips the GPU-only steps, saying so.
 # Settings from the environment: PY (the interpreter; default .venv/bin/python, else python3), WORK (scratch folder,
 # default /tmp/resm_gpu_check), ROWS (the table's rows file, default $WORK/rows.tsv). With resm not installed, run it
@@ -57,6 +59,7 @@ if [ "$HAS_GPU" != 1 ]; then
   skip "resm embed vs fair-esm, 150M/650M x fp32/bf16/fp16 x batch 1/batched"
   skip "resm fold peak GPU memory at 4,000 and 10,000 nt"
   skip "resm train 150M, 50 steps bf16: tokens/s and MFU"
+  skip "resm eval and resm finetune commands on the card (benchmarks/gpu_commands.sh)"
 else
 # 3. embed throughput
 timeout 240 "$PY" - <<'EOF' || row "resm embed vs fair-esm" "FAILED or timed out" "see output above" ""
@@ -133,6 +136,9 @@ mfu = f"MFU {6 * n * tps / peak:.1%} (6·N·tokens/s over {peak / 1e12:.0f} TFLO
 open(os.environ["ROWS"], "a").write(f"train 150M bf16, 50 steps\t{tps:,.0f} tokens/s\t{mfu}\t\n")
 EOF
 else row "resm train 150M bf16 50 steps" "FAILED or timed out" "$(tail -2 "$WORK/train.log" | tr '\t\n' '  ')" ""; fi
+
+# 6. the evaluation and fine-tuning commands on the card
+PY="$PY" WORK="$WORK" ROWS="$ROWS" bash benchmarks/gpu_commands.sh
 fi
 
 echo

@@ -10,8 +10,8 @@ from pathlib import Path
 
 # %% auto 0
 __all__ = ['EXIT_OK', 'EXIT_BUG', 'EXIT_INPUT', 'EXIT_INTERRUPTED', 'positive_int', 'nonnegative_int', 'probability',
-           'positive_float', 'input_errors', 'error_line', 'run_command', 'InputError', 'about', 'naming_inputs',
-           'device_name', 'check_table']
+           'positive_float', 'input_errors', 'error_line', 'run_command', 'InputError', 'OptionError', 'about',
+           'naming_inputs', 'device_name', 'check_table']
 
 # %% ../nbs/00b_errors.ipynb
 EXIT_OK, EXIT_BUG, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -49,6 +49,9 @@ def run_command(func,        # callable(args) -> exit code or None
 class InputError(ValueError):
     "An input error whose message names the file it is about."
 
+class OptionError(ValueError):
+    "A refused option value (`--device cuda` on a machine without one): its message names the option, not a file."
+
 @contextmanager
 def about(path,         # the file (or folder, or flag) the block reads
           *others,       # other inputs of the block: a message naming one of them is left alone too
@@ -56,6 +59,7 @@ def about(path,         # the file (or folder, or flag) the block reads
          ):
     "Re-raise input errors from the block as `InputError('PATH: message')` when the message names none of the inputs."
     try: yield
+    except OptionError: raise                                  # about a flag: no file to blame
     except (*input_errors(), *also) as e:
         msg = str(e)
         for q in (path, *others):

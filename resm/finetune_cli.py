@@ -23,7 +23,7 @@ def _common(p:argparse.ArgumentParser, data_help:str):
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     p.add_argument("--batch-size", type=positive_int, default=None, help="sequences (ss: crops) per step")
     p.add_argument("--lr", type=positive_float, default=None, help="peak learning rate")
-    p.add_argument("--device", default="cpu", type=device_name, help="cpu | cuda | auto")
+    p.add_argument("--device", default="auto", type=device_name, help="auto (CUDA when available), cpu or cuda")
     p.add_argument("--trust-checkpoint", action="store_true", help="allow unpickling arbitrary objects (trusted files only)")
 
 def _summary(m:dict)->str:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from .fast import fast_forward
 from .files import atomic_write_text, clean_tmp
 from .io import normalize_seq
-from .model import load_model, safe_load
+from .model import load_model, safe_load, resolve_device
 from .metrics import r2, spearman
 from .train import train_loop, seed_everything
 from .sshead import seq_onehot
@@ -261,7 +261,7 @@ def finetune_reg(task:str="mrl",              # "mrl" or "expression"
                 )->dict:                      # metrics.json content
     "Fine-tune a regression head (and the CNN baseline) on the same splits; write metrics, predictions and a figure."
     if task not in ("mrl", "expression"): raise ValueError(f"task must be mrl or expression, got {task!r}")
-    out, t0 = Path(out_dir), time.time()
+    out, t0, device = Path(out_dir), time.time(), str(resolve_device(device))   # "auto" becomes the device itself
     clean_tmp(out, "resm", "cnn")                               # leftovers of a killed run
     df = load_reg_data(task, data, target, n_test, seed)
     tr = df[df.split == "train"]

@@ -16,7 +16,7 @@ from .fast import fast_forward, attention_probs
 from .sshead import (NT, seq_onehot, pair_onehot, backbone_pair_inputs, SSHeadConfig, ChannelNorm, ResBlock, SSHead, pair_logits_full, predict_structure, save_head, load_head)
 from .files import atomic_write_text, clean_tmp
 from .io import RNARecord, read_bpseq, read_ct, pairs_from_dotbracket, normalize_seq, open_text
-from .model import atomic_save, load_model, safe_load
+from .model import atomic_save, load_model, safe_load, resolve_device
 from .decode import decode_pairs
 from .metrics import pair_metrics, length_bin, summarize, best_threshold_f1
 from .vienna import vienna_pairs
@@ -256,7 +256,7 @@ def finetune_ss(model:str="tiny",            # backbone spec for `load_model` (f
                 trust_checkpoint:bool=False
                )->dict:                      # the metrics.json content
     "Train, tune and evaluate a secondary-structure head; write head, metrics, per-item CSV and figure."
-    out, t0 = Path(out_dir), time.time()
+    out, t0, device = Path(out_dir), time.time(), str(resolve_device(device))   # "auto" becomes the device itself
     clean_tmp(out, "train")                                     # leftovers of a killed run
     bb, tok = load_model(model, device=device, trust_checkpoint=trust_checkpoint); bb.requires_grad_(False).eval()
     df = load_ss_data(data)

@@ -217,7 +217,7 @@ def add_cli(sub # the `eval` group's subparsers
     p.add_argument("--max-len", type=int, default=80, help="longest mini-benchmark wild type")
     p.add_argument("--max-variants", type=int, default=None, help="score only the first N variants per table")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     p.add_argument("--num-threads", type=int, default=None, help="torch CPU threads (1 is fastest for small models on a busy machine)")
     p.add_argument("--trust-checkpoint", action="store_true", help="allow unpickling arbitrary objects (trusted files only)")
     p.set_defaults(func=_run_cli)

@@ -12,6 +12,7 @@ import esm
 from esm.model.esm2 import ESM2
 from .tokenizer import RNATokenizer
 from .files import atomic_path, atomic_write_text
+from .errors import OptionError
 
 # %% auto 0
 __all__ = ['ESM2_ARCHS', 'HEADS_BY_WIDTH', 'ESM_URL', 'ESM_REGRESSION_URL', 'CONFIG_STUBS', 'stubbing_pickle', 'resolve_device',
@@ -30,8 +31,15 @@ ESM_URL = "https://dl.fbaipublicfiles.com/fair-esm/models/{name}.pt"
 ESM_REGRESSION_URL = "https://dl.fbaipublicfiles.com/fair-esm/regression/{name}-contact-regression.pt"
 
 def resolve_device(device:str="auto")->torch.device:
-    "`auto` → CUDA when available, else CPU."
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else torch.device(device)
+    "`auto` → CUDA when available, else CPU; a device this machine does not have is refused, saying what it has."
+    if device == "auto": return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    d = torch.device(device)
+    if d.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0: raise OptionError(f"--device {device}: torch {torch.__version__} sees no CUDA device here; use --device cpu or auto")
+        if (d.index or 0) >= n: raise OptionError(f"--device {device}: there {'is 1 CUDA device' if n == 1 else f'are {n} CUDA devices'} here (cuda:0 to cuda:{n - 1})")
+    if d.type == "mps" and not torch.backends.mps.is_available(): raise OptionError(f"--device {device}: MPS is not available here; use --device cpu or auto")
+    return d
 
 # %% ../nbs/01_model.ipynb
 class CheckpointError(RuntimeError):

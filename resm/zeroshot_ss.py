@@ -246,7 +246,7 @@ def add_common(p, data_help="'mini' (bundled mini-benchmark) or a CSV path"):
     p.add_argument("--out", required=True, help="output folder (metrics.json, per-item CSV, PNG)")
     p.add_argument("--split", default="test", help="evaluated split")
     p.add_argument("--max-seqs", type=int, default=None, help="cap on evaluated sequences")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-threads", type=int, default=None, help="torch CPU threads (1 is fastest for small models on a busy machine)")
     p.add_argument("--trust-checkpoint", action="store_true", help="allow unpickling arbitrary objects (trusted files only)")

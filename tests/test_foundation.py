@@ -128,3 +128,18 @@ def test_offline_error_says_what_and_where(loopback, tmp_path, monkeypatch):
     assert url + "/esm2_t12_35M_UR50D.pt" in msg
     assert str(tmp_path / "hub" / "checkpoints" / "esm2_t12_35M_UR50D.pt") in msg
     assert not (tmp_path / "hub" / "checkpoints" / "esm2_t12_35M_UR50D.pt").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+@pytest.mark.parametrize("cmd", [
+    ["embed", "{fa}", "--model", "tiny"], ["fold", "{fa}", "--model", "tiny"],
+    ["train", "--model", "random:2x32x4", "--data", "mini", "--max-steps", "1"],
+    ["eval", "zeroshot-cls", "--model", "tiny"],
+    ["finetune", "mrl", "--model", "tiny", "--data", str(Path(__file__).parent/"fixtures"/"finetune"/"mrl_sample2019.csv")]])
+def test_missing_device_is_an_error_line(tmp_path, capsys, cmd):
+    "`--device cuda` without CUDA: exit 2 and one `error:` line naming the flag, not a file, and no traceback."
+    from resm.cli import main
+    fa = tmp_path/"a.fa"; fa.write_text(">a\nACGUACGU\n")
+    assert main([a.format(fa=fa) for a in cmd] + ["--device", "cuda", "--out", str(tmp_path/"out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and ": error: --device cuda: " in err[0] and "Traceback" not in err[0], err
