@@ -169,17 +169,17 @@ def _stem_full(model, tok, head:SSHead, seq:str, row_chunk:int=256)->torch.Tenso
     r = fast_forward(model, tokens, repr_layers=(model.num_layers,) if need_emb else (), need_logits=False, attn_hook=hook)
     for k in range(c): Y[k] = (Y[k] + Y[k].T) / 2                                 # symmetrize channel by channel
     emb = r["representations"][model.num_layers][0, 1:L + 1].float().cpu() if need_emb else None
-    row, col = _stem_parts(head.cpu(), seq, emb)
+    row, col = (t.cpu() for t in _stem_parts(head, seq, emb))                    # the head stays on its device
     return Y.add_(row).add_(col)                                                  # in place: no second (c, L, L)
 
 def _trunk_tiled(head:SSHead, Y:torch.Tensor, tile:int=512)->torch.Tensor:
     "Run the ResNet on (c, L, L) in overlapping tiles; exact thanks to the halo. (L, L) unsymmetrized logits."
-    L, h = Y.shape[-1], head.halo
-    out = torch.empty(L, L)
+    L, h, dev = Y.shape[-1], head.halo, head.stem.weight.device
+    out = torch.empty(L, L)                                                       # on the CPU, like Y
     for a in range(0, L, tile):
         for b in range(0, L, tile):
             a0, a1, b0, b1 = max(0, a - h), min(L, a + tile + h), max(0, b - h), min(L, b + tile + h)
-            z = _trunk(head, Y[None, :, a0:a1, b0:b1])[0]
+            z = _trunk(head, Y[None, :, a0:a1, b0:b1].to(dev))[0].cpu()             # a tile at a time on the head's device
             ea, eb = min(tile, L - a), min(tile, L - b)
             out[a:a + ea, b:b + eb] = z[a - a0:a - a0 + ea, b - b0:b - b0 + eb]
     return out

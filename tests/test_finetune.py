@@ -1,5 +1,5 @@
 """Fine-tuning: every `resm finetune` path end to end on the synthetic fixtures, resume, head save/load, long-RNA inference."""
-import json, resource, subprocess, sys
+import copy, json, resource, subprocess, sys
 from pathlib import Path
 
 import numpy as np
@@ -129,3 +129,17 @@ print(base, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
     base_kb, peak_kb = map(int, r.stdout.split())
     # dense features would be (32 + 8) x 2000^2 x 4 B = 640 MB; the bounded path holds 4 channels (64 MB) + tiles
     assert (peak_kb - base_kb) / 2**20 < 0.5, f"peak grew by {(peak_kb - base_kb) / 2**20:.2f} GB"
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_ss_head_predicts_in_place_and_equals_cpu():
+    "On CUDA a structure head predicts on its own device, stays there (its optimizer's state lives there), and equals the CPU."
+    m, tok = tiny_model(num_layers=2, embed_dim=32, attention_heads=4, seed=1)
+    torch.manual_seed(0); head = SSHead(SSHeadConfig(num_layers=2, attention_heads=4, embed_dim=32, channels=4, blocks=2, emb_proj=3)).eval()
+    seq = "GGGGAAAACCCCAUAUGGCGCAAAAGCGCCAUAUAUAGGA" * 3
+    cpu = predict_structure(m, tok, head, seq, tile=50)
+    mc, hc = copy.deepcopy(m).cuda(), copy.deepcopy(head).cuda()
+    gpu = predict_structure(mc, tok, hc, seq, tile=50)
+    assert hc.stem.weight.is_cuda and all(p.is_cuda for p in hc.parameters())
+    np.testing.assert_allclose(gpu, cpu, atol=1e-4)
