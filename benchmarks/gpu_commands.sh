@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Every `resm eval` and `resm finetune` command once on a CUDA device, at test size (the `tiny` model, bundled data and the
-# test fixtures), each with a time limit; the zero-shot ones also on the CPU, and their metrics compared. One line per
-# command: "ok" or "FAILED" with the last line of its error. Called by gpu_check.sh (step 6); runs alone too:
+# Every `resm eval` and `resm finetune` command once on a CUDA device, and `resm fold` with the fine-tuned head, at test
+# size (the `tiny` model, bundled data and the test fixtures), each with a time limit; the zero-shot ones also on the
+# CPU, and their metrics compared. One line per command: "ok" or "FAILED" with the last line of its error. Called by gpu_check.sh (step 6); runs alone too:
 #   bash benchmarks/gpu_commands.sh   (PY, WORK and ROWS as in gpu_check.sh)
 set -u
 cd "$(dirname "$0")/.."
@@ -37,6 +37,8 @@ for name in ("zeroshot-ss", "zeroshot-cls", "zeroshot-rri", "fitness"):
     print(f"eval {name}: cuda against cpu\t{len(keys)} numbers, max abs diff {diff:.2g}\tlargest: {worst}\t")
 PYEOF
 run "finetune ss, cuda" finetune ss --model tiny --max-steps 2 --data $FT/bprna --crop 48 --channels 4 --blocks 1 --batch-size 2 --device cuda
+printf '>r1\nGGGGAAAACCCCAUAUGGCGCAAAAGCGCCAUAUAUAGGA\n>r2\nACGUACGUAGCUAGCUAGGCUAAGCUUAGCGAUCGAUCGAUUAGC\n' > "$C/two.fa"
+run "fold --head (that head), cuda" fold "$C/two.fa" --model tiny --head "$C/finetune ss, cuda" --device cuda
 run "finetune mrl, cuda" finetune mrl --model tiny --data $FT/mrl_sample2019.csv --n-test 40 --max-steps 2 --batch-size 16 --device cuda
 run "finetune expression lora, cuda" finetune expression --model tiny --data $FT/expression_utrlm.csv --target te_log --mode lora --pool conv --max-steps 2 --batch-size 16 --device cuda
 run "finetune expression full, cuda" finetune expression --model tiny --data $FT/expression_utrlm.csv --mode full --max-steps 2 --batch-size 16 --device cuda

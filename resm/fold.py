@@ -34,6 +34,7 @@ def load_fold_head(head:str|Path, # "zeroshot", a probe file, or a fine-tuned he
         if not ((p/"head.pt").exists() and (p/"head_config.json").exists()):
             raise ValueError(f"{p} is not a head folder: it needs head.pt and head_config.json")
         with about(p, also=(KeyError, TypeError, AttributeError, IndexError)): h = load_head(p)
+        h.to(next(model.parameters()).device)                                  # its ResNet runs beside the backbone
         return SimpleNamespace(predict=lambda model, tok, seq: predict_structure(model, tok, h, seq), head=h,
                                threshold=getattr(getattr(h, "cfg", None), "threshold", None))   # tuned on `val` when trained
     if p.is_file():

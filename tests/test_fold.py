@@ -104,7 +104,7 @@ def test_head_folder(tmp_path, monkeypatch):
     (head/"head.pt").write_bytes(b""); (head/"head_config.json").write_text("{}")
     def predict_structure(model, tok, head, seq):
         P = np.zeros((len(seq), len(seq)), np.float32); P[0, -1] = P[-1, 0] = 0.9; return P
-    monkeypatch.setattr(resm.fold, "load_head", lambda path: types.SimpleNamespace(cfg=types.SimpleNamespace(threshold=0.0)))
+    monkeypatch.setattr(resm.fold, "load_head", lambda path: types.SimpleNamespace(cfg=types.SimpleNamespace(threshold=0.0), to=lambda device: None))
     monkeypatch.setattr(resm.fold, "predict_structure", predict_structure)
     fold_fasta(write_fasta(tmp_path/"in.fa", {"s": "GGGAAAACCC"}), "tiny", tmp_path/"o", head=head, progress=False)
     assert (tmp_path/"o"/"s.dbn").read_text().splitlines()[2] == "(........)"
