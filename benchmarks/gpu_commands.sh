@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every `resm eval` and `resm finetune` command once on a CUDA device, and `resm fold` with the fine-tuned head, at test
 # size (the `tiny` model, bundled data and the test fixtures), each with a time limit; the zero-shot ones also on the
-# CPU, and their metrics compared. One line per command: "ok" or "FAILED" with the last line of its error. Called by gpu_check.sh (step 6); runs alone too:
+# CPU, and their metrics compared. One line per command: "ok" or "FAILED" with the last line of its error.
+# Called by gpu_check.sh (step 6); runs alone too:
 #   bash benchmarks/gpu_commands.sh   (PY, WORK and ROWS as in gpu_check.sh)
 set -u
 cd "$(dirname "$0")/.."
