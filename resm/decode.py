@@ -10,8 +10,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 # %% auto 0
-__all__ = ['CANONICAL', 'canonical_mask', 'topk_mask', 'candidate_pairs', 'max_weight_pairs', 'greedy_pairs', 'decode_pairs',
-           'greedy_one_partner']
+__all__ = ['CANONICAL', 'canonical_mask', 'with_transpose', 'topk_mask', 'candidate_pairs', 'max_weight_pairs', 'greedy_pairs',
+           'decode_pairs', 'greedy_one_partner']
 
 # %% ../nbs/05_decode.ipynb
 CANONICAL = frozenset({("A", "U"), ("U", "A"), ("G", "C"), ("C", "G"), ("G", "U"), ("U", "G")})
@@ -27,6 +27,18 @@ def canonical_mask(seq:str,         # RNA sequence; T is read as U
     return m
 
 # %% ../nbs/05_decode.ipynb
+def with_transpose(A:np.ndarray, # (L, L) square matrix
+                   op=np.add,     # a binary ufunc: np.add, np.logical_or, np.maximum, ...
+                   tile:int=256   # tile side: two float32 tiles fit in a core's L2 cache
+                  )->np.ndarray:  # op(A, Aᵀ), same dtype as op gives
+    "`op(A, A.T)` one cache-sized tile at a time: equal to it, several times faster on large matrices."
+    L = len(A); out = np.empty(A.shape, np.result_type(op(A[:1, :1], A[:1, :1])))
+    for a in range(0, L, tile):
+        for b in range(0, L, tile):
+            op(A[a:a + tile, b:b + tile], A[b:b + tile, a:a + tile].T, out=out[a:a + tile, b:b + tile])
+    return out
+
+# %% ../nbs/05_decode.ipynb
 def topk_mask(S:np.ndarray,    # (L, L) symmetric scores
               keep:np.ndarray, # (L, L) bool candidates, strict upper triangle (i < j)
               k:int,           # best partners kept per base
@@ -35,9 +47,10 @@ def topk_mask(S:np.ndarray,    # (L, L) symmetric scores
     """Per-base top-k bound on the candidate pairs, straight from the matrix.
     Ties at the k-th score go to the nearest partners downstream of the base (i+1, i+2, ...), then from the start (0, 1, ...)."""
     if k < 1: raise ValueError(f"top_k must be at least 1, got {k}")
-    L = len(S); full = keep | keep.T                            # (L, L) every candidate, seen from both ends
-    sel = full.copy()                                           # bases with at most k candidates keep them all
+    L = len(S); full = with_transpose(keep, np.logical_or)      # (L, L) every candidate, seen from both ends
     busy = np.flatnonzero(full.sum(1) > k)
+    if not len(busy): return keep.copy()                        # no base has more than k candidates: all stay
+    sel = full                                                  # bases with at most k candidates keep them all
     cols = np.arange(L)
     for a in range(0, len(busy), block):
         rows = busy[a:a + block]; F = full[rows]                # (r, L)
@@ -49,7 +62,7 @@ def topk_mask(S:np.ndarray,    # (L, L) symmetric scores
         own = cs[np.arange(len(rows)), rows][:, None]           # (r, 1) ties up to the base itself
         rank = np.where(cols > rows[:, None], cs - own, cs + cs[:, -1:] - own)   # order i+1, ..., L-1, 0, ..., i-1
         sel[rows] = above | (tie & (rank <= need))
-    return keep & (sel | sel.T)
+    return keep & with_transpose(sel, np.logical_or)
 
 # %% ../nbs/05_decode.ipynb
 def _check_square(P):
@@ -68,7 +81,7 @@ def candidate_pairs(P:np.ndarray,          # (L, L) pair probabilities or scores
     "Vectorised candidate selection from a pair matrix."
     P = _check_square(P); L = len(P)
     if min_loop < 0: raise ValueError(f"min_loop must be 0 or more, got {min_loop}")
-    S = (P + P.T) * 0.5                                        # (L, L) symmetric
+    S = with_transpose(P); S *= 0.5                           # (L, L) symmetric
     keep = np.triu(S > threshold, k=min_loop + 1)              # (L, L) bool, strict upper triangle beyond the loop
     if canonical:
         if seq is None: raise ValueError("canonical=True needs the sequence (seq=...)")
