@@ -219,46 +219,49 @@ def test_bf16_cast_once_close_to_fp32_and_fp32_equal_to_fair_esm(tmp_path):
         cos = torch.nn.functional.cosine_similarity(torch.from_numpy(bf[rid][4]), torch.from_numpy(f32[rid][4]), dim=-1)
         assert cos.min() >= 0.999, (rid, float(cos.min()))
 
+cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+def cpu_and_cuda_models():
+    "The same tiny model twice: (CPU model, tokenizer, CUDA copy)."
+    m, tok = tiny_model(num_layers=4, embed_dim=128, attention_heads=8, seed=3)
+    return m, tok, tiny_model(num_layers=4, embed_dim=128, attention_heads=8, seed=3)[0].cuda()
+
+def assert_close_to_cpu(gpu, cpu, dtype, what):
+    "fp32 within 1e-4 of the CPU fp32 embeddings; every precision at per-residue cosine ≥ 0.999."
+    if dtype == "fp32": np.testing.assert_allclose(gpu, cpu, atol=1e-4, err_msg=what)
+    cos = torch.nn.functional.cosine_similarity(torch.from_numpy(gpu), torch.from_numpy(cpu), dim=-1)
+    assert cos.min() >= 0.999, (what, float(cos.min()))
+
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@cuda_only
 @pytest.mark.parametrize("dtype", ["fp32", "bf16", "fp16"])
 def test_cuda_embed_and_maps_equal_cpu(dtype):
     "On CUDA: embeddings close to the CPU fp32 run (fp32 within 1e-4; bf16/fp16 cosine ≥ 0.999), same-pass maps equal fair-esm's."
-    m, tok = tiny_model(num_layers=4, embed_dim=128, attention_heads=8, seed=3)
+    m, tok, mc = cpu_and_cuda_models()
     recs = [(f"s{k}", rand_seq(n)) for k, n in enumerate([40, 200, 333])]
-    cpu = dict(embed_records(m, tok, recs))
-    mc = tiny_model(num_layers=4, embed_dim=128, attention_heads=8, seed=3)[0].cuda()
-    maps = {}
+    cpu, maps = dict(embed_records(m, tok, recs)), {}
     gpu = dict(embed_records(mc, tok, recs, dtype=dtype, attention=lambda r, L: maps.setdefault(r, np.zeros((32, L, L), np.float32))))
     for rid, s in recs:
-        if dtype == "fp32":
-            np.testing.assert_allclose(gpu[rid][4], cpu[rid][4], atol=1e-4)
-            np.testing.assert_allclose(maps[rid], attention_maps(m, tok, s).numpy(), atol=1e-5)
-        cos = torch.nn.functional.cosine_similarity(torch.from_numpy(gpu[rid][4]), torch.from_numpy(cpu[rid][4]), dim=-1)
-        assert cos.min() >= 0.999, (rid, float(cos.min()))
+        assert_close_to_cpu(gpu[rid][4], cpu[rid][4], dtype, rid)
+        if dtype == "fp32": np.testing.assert_allclose(maps[rid], attention_maps(m, tok, s).numpy(), atol=1e-5)
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@cuda_only
 @pytest.mark.parametrize("dtype", ["fp32", "bf16", "fp16"])
 def test_cuda_packed_and_padded_equal_cpu(dtype):
     "On CUDA both batch layouts (records back to back, and padded) and the default give the CPU fp32 embeddings: fp32 within 1e-4, bf16/fp16 cosine ≥ 0.999."
-    m, tok = tiny_model(num_layers=4, embed_dim=128, attention_heads=8, seed=3)
+    m, tok, mc = cpu_and_cuda_models()
     recs = [(f"s{k}", rand_seq(n)) for k, n in enumerate([40, 200, 333, 7])]
     cpu = dict(embed_records(m, tok, recs))
-    mc = tiny_model(num_layers=4, embed_dim=128, attention_heads=8, seed=3)[0].cuda()
     for packed in (True, False, None):
         gpu = dict(embed_records(mc, tok, recs, dtype=dtype, packed=packed))
-        for rid, _ in recs:
-            if dtype == "fp32": np.testing.assert_allclose(gpu[rid][4], cpu[rid][4], atol=1e-4, err_msg=f"packed={packed}")
-            cos = torch.nn.functional.cosine_similarity(torch.from_numpy(gpu[rid][4]), torch.from_numpy(cpu[rid][4]), dim=-1)
-            assert cos.min() >= 0.999, (packed, rid, float(cos.min()))
+        for rid, _ in recs: assert_close_to_cpu(gpu[rid][4], cpu[rid][4], dtype, f"{rid}, packed={packed}")
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@cuda_only
 def test_cuda_sparse_pair_logits_equal_cpu():
     "On CUDA the sparse probe's logits equal the CPU's (1e-4), and the heads it skips may run their attention in bf16 (within 0.05)."
-    m, tok = tiny_model(num_layers=4, embed_dim=128, attention_heads=8, seed=3)
-    mc = tiny_model(num_layers=4, embed_dim=128, attention_heads=8, seed=3)[0].cuda()
+    m, tok, mc = cpu_and_cuda_models()
     w = torch.zeros(32); w[[3, 17, 30]] = torch.tensor([0.8, -0.5, 1.2]); seq = rand_seq(300)
     cpu = pair_logits(m, tok, seq, w, -1.0)
     np.testing.assert_allclose(pair_logits(mc, tok, seq, w, -1.0).numpy(), cpu.numpy(), atol=1e-4)
