@@ -11,8 +11,8 @@ from torch.utils.checkpoint import checkpoint as _checkpoint
 
 # %% auto 0
 __all__ = ['embed', 'torch_dtype', 'cast_model', 'onednn_bf16', 'linear', 'freq_key', 'rotary_matrices', 'rotary', 'qkv',
-           'sdpa_attention', 'attention_probs', 'softmax_', 'explicit_attention', 'feed_forward', 'layer_forward',
-           'fast_forward', 'packed_attention', 'packed_forward']
+           'sdpa_heads', 'merge_heads', 'sdpa_attention', 'attention_probs', 'softmax_', 'explicit_attention',
+           'feed_forward', 'layer_forward', 'fast_forward', 'packed_attention', 'packed_forward']
 
 # %% ../nbs/01a_fast.ipynb
 def embed(model,               # fair-esm ESM2
@@ -126,18 +126,34 @@ def qkv(attn,             # a fair-esm MultiheadAttention
     if attn.rot_emb is not None: q, k = rotary(q, attn.rot_emb.inv_freq), rotary(k, attn.rot_emb.inv_freq)
     return q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
 
+def sdpa_heads(q:torch.Tensor,             # (B, H, T, hd) queries, unscaled
+               k:torch.Tensor,             # (B, H, T, hd) keys
+               v:torch.Tensor,             # (B, H, T, hd) values
+               key_padding_mask=None,      # (B, T) True at padding, or None
+               scale:float|None=None,      # score scale (None: hd**-0.5)
+               dtype:torch.dtype|None=None # precision of the attention itself (q, k, v cast; output cast back); None: q's
+              )->torch.Tensor:             # (B, H, T, hd), in q's dtype
+    "Fused scaled-dot-product attention of head-split tensors (no attention weights stored)."
+    out_dtype = q.dtype
+    if dtype is not None: q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
+    mask = None if key_padding_mask is None else ~key_padding_mask[:, None, None, :]  # (B, 1, 1, T) True = attend
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale).to(out_dtype)
+
+def merge_heads(attn,           # a fair-esm MultiheadAttention
+                o:torch.Tensor  # (B, H, T, hd) per-head outputs
+               )->torch.Tensor: # (B, T, D)
+    "The heads laid side by side again, through the layer's output projection."
+    B, H, T, hd = o.shape
+    return linear(attn.out_proj, o.transpose(1, 2).reshape(B, T, H * hd))
+
 def sdpa_attention(attn,                      # a fair-esm MultiheadAttention
                    x:torch.Tensor,            # (B, T, D) normalised input
                    key_padding_mask=None,     # (B, T) True at padding, or None
                    dtype:torch.dtype|None=None # precision of the attention itself (q, k, v cast; output cast back); None: x's
                   )->torch.Tensor:            # (B, T, D)
     "fair-esm self-attention computed with fused SDPA (no attention weights stored)."
-    B, T, D = x.shape
     q, k, v = qkv(attn, x, prescale=False)                                     # SDPA applies the scale
-    if dtype is not None: q, k, v = q.to(dtype), k.to(dtype), v.to(dtype)
-    mask = None if key_padding_mask is None else ~key_padding_mask[:, None, None, :]  # (B, 1, 1, T) True = attend
-    o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=attn.scaling).to(x.dtype)  # (B, H, T, hd)
-    return linear(attn.out_proj, o.transpose(1, 2).reshape(B, T, D))
+    return merge_heads(attn, sdpa_heads(q, k, v, key_padding_mask, attn.scaling, dtype))
 
 # %% ../nbs/01a_fast.ipynb
 def attention_probs(attn,                   # a fair-esm MultiheadAttention
@@ -172,20 +188,29 @@ def explicit_attention(attn,                   # a fair-esm MultiheadAttention
                        heads=None,             # head indices whose maps `fn` sees (None: all, and they make the output)
                        sdpa_dtype=None         # with `heads`: precision of the SDPA that makes the output (None: x's)
                       )->torch.Tensor:         # (B, T, D)
-    "fair-esm self-attention with explicit float32 probabilities, one block of query rows at a time."
+    """fair-esm self-attention with explicit float32 probabilities, one block of query rows at a time. With `heads`, the
+    other heads go through fused SDPA (in `sdpa_dtype`) and the read heads' output comes from their explicit maps; the
+    projections are computed once for both."""
     B, T, D = x.shape; H = attn.num_heads; hd = D // H
-    q, k, v = qkv(attn, x)                                                     # (B, H, T, hd)
-    reuse = heads is None or list(heads) == list(range(H))
-    if not reuse:
-        out = sdpa_attention(attn, x, key_padding_mask, sdpa_dtype)
-        if len(heads) == 0: return out
-        idx = torch.as_tensor(heads, device=x.device); q, k = q[:, idx], k[:, idx]
+    every = heads is None or list(heads) == list(range(H))
+    q, k, v = qkv(attn, x, prescale=every)                                     # (B, H, T, hd)
+    o = None                                                                   # (B, H, T, hd) when some heads take SDPA
+    if not every:
+        read = list(heads); rest = [i for i in range(H) if i not in set(read)]
+        if not read: return merge_heads(attn, sdpa_heads(q, k, v, key_padding_mask, attn.scaling, sdpa_dtype))
+        o = torch.empty(B, H, T, hd, dtype=x.dtype, device=x.device)
+        if rest:
+            ri = torch.as_tensor(rest, device=x.device)
+            o[:, ri] = sdpa_heads(q[:, ri], k[:, ri], v[:, ri], key_padding_mask, attn.scaling, sdpa_dtype)
+        idx = torch.as_tensor(read, device=x.device)
+        q, k, v = q[:, idx] * attn.scaling, k[:, idx], v[:, idx]               # (B, h, T, hd), q scaled as fair-esm's
     h = q.shape[1]
     q3 = q.float().reshape(B * h, T, hd)                                       # (B·h, T, hd)
     kt = k.float().reshape(B * h, T, hd).transpose(1, 2)                       # (B·h, hd, T)
+    vf = v.float().reshape(B * h, T, hd)                                       # (B·h, T, hd)
     r = _block_rows(B * h, T, row_chunk)
     buf = torch.empty(B * h, r, T, device=x.device)                            # the one block of probabilities
-    if reuse: vf, o = v.float().reshape(B * H, T, hd), torch.empty(B * H, T, hd, device=x.device)
+    oh = torch.empty(B * h, T, hd, device=x.device)                            # the read heads' output, float32
     for a in range(0, T, r):
         rows = slice(a, min(a + r, T)); n = rows.stop - a
         s = buf if n == r else buf[:, :n].contiguous()                          # (B·h, n, T); a short last block
@@ -195,16 +220,25 @@ def explicit_attention(attn,                   # a fair-esm MultiheadAttention
         softmax_(s)
         if fn is not None:                                                     # padded query rows are 0, as in fair-esm's maps
             fn(rows, p if key_padding_mask is None else p.masked_fill(key_padding_mask[:, None, rows, None], 0.0))
-        if reuse: o[:, rows] = torch.bmm(s, vf)                                # (B·H, n, hd); bmm(out=slice) is slow
-    if not reuse: return out
-    return linear(attn.out_proj, o.view(B, H, T, hd).to(x.dtype).transpose(1, 2).reshape(B, T, D))
+        oh[:, rows] = torch.bmm(s, vf)                                         # (B·h, n, hd); bmm(out=slice) is slow
+    oh = oh.view(B, h, T, hd).to(x.dtype)
+    if o is None: return merge_heads(attn, oh)
+    o[:, idx] = oh
+    return merge_heads(attn, o)
 
 # %% ../nbs/01a_fast.ipynb
 def feed_forward(layer,          # a fair-esm TransformerLayer
-                 x:torch.Tensor  # (..., D) the residual stream
+                 x:torch.Tensor, # (..., D) the residual stream
+                 rows:int=1024   # float32 inference on a CPU: positions per block when there are over twice as many
                 )->torch.Tensor: # (..., D)
-    "The layer's second half: LayerNorm, the GELU feed-forward, and the residual."
-    return x + linear(layer.fc2, linear(layer.fc1, layer.final_layer_norm(x), gelu=True))
+    """The layer's second half: LayerNorm, the GELU feed-forward, and the residual. In float32 inference on a CPU, a
+    long input goes through in blocks of `rows` positions, so the (rows, 4·D) hidden activations stay in cache."""
+    f = lambda y: y + linear(layer.fc2, linear(layer.fc1, layer.final_layer_norm(y), gelu=True))
+    n = x.numel() // x.shape[-1]
+    if n <= 2 * rows or x.device.type != "cpu" or x.dtype != torch.float32 or torch.is_grad_enabled(): return f(x)
+    x2 = x.reshape(n, x.shape[-1]); out = torch.empty_like(x2)                 # (n, D)
+    for a in range(0, n, rows): out[a:a + rows] = f(x2[a:a + rows])
+    return out.view_as(x)
 
 def layer_forward(layer, x:torch.Tensor, key_padding_mask=None, hook=None, idx:int=0,
                   probs_fn=None, row_chunk:int|None=None, heads=None, sdpa_dtype=None)->torch.Tensor:

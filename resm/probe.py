@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import torch
-import sklearn
-from sklearn.linear_model import LogisticRegression
 from .features import attention_maps, symmetrize, apc, pair_logits
 from .io import pairs_from_dotbracket
 from .files import atomic_write_text
@@ -81,8 +79,11 @@ class Probe:
 # %% ../nbs/05a_probe.ipynb
 def l1_logistic_regression(C:float=0.15,    # inverse regularisation strength (authors: 0.15)
                            random_state:int=0 # liblinear's coordinate order
-                          )->LogisticRegression:
-    "An L1-penalised liblinear logistic regression on every scikit-learn release this package allows."
+                          ): # sklearn.linear_model.LogisticRegression
+    """An L1-penalised liblinear logistic regression on every scikit-learn release this package allows. scikit-learn
+    is imported here, when a probe is fitted: `resm fold` only applies a saved one, and the import takes about a second."""
+    import sklearn
+    from sklearn.linear_model import LogisticRegression
     major, minor = (int(x) for x in sklearn.__version__.split(".")[:2])
     l1 = dict(l1_ratio=1.0) if (major, minor) >= (1, 8) else dict(penalty="l1")
     return LogisticRegression(C=C, solver="liblinear", random_state=random_state, **l1)
