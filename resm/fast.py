@@ -11,8 +11,8 @@ from torch.utils.checkpoint import checkpoint as _checkpoint
 
 # %% auto 0
 __all__ = ['embed', 'torch_dtype', 'cast_model', 'onednn_bf16', 'linear', 'freq_key', 'rotary_matrices', 'rotary', 'qkv',
-           'sdpa_heads', 'merge_heads', 'sdpa_attention', 'attention_probs', 'softmax_', 'explicit_attention',
-           'feed_forward', 'layer_forward', 'fast_forward', 'packed_attention', 'packed_forward']
+           'sdpa_heads', 'merge_heads', 'sdpa_attention', 'attention_probs', 'softmax_', 'pick_heads',
+           'explicit_attention', 'feed_forward', 'layer_forward', 'fast_forward', 'packed_attention', 'packed_forward']
 
 # %% ../nbs/01a_fast.ipynb
 def embed(model,               # fair-esm ESM2
@@ -180,6 +180,12 @@ def softmax_(x:torch.Tensor # (..., T) float
     "Softmax over the last dimension in place: no second block of memory."
     return torch.ops.aten._softmax.out(x, -1, False, out=x)
 
+def pick_heads(t:torch.Tensor,  # (B, H, T, hd) a view of batch-first (B, T, H, hd) memory, as `qkv` returns
+               idx:torch.Tensor # (h,) head indices
+              )->torch.Tensor:  # (B, h, T, hd), a view of a batch-first copy
+    "Some heads of `qkv`'s output: `index_select` along the heads of batch-first memory copies whole rows of head vectors, several times faster than `t[:, idx]`."
+    return t.transpose(1, 2).index_select(2, idx).transpose(1, 2)
+
 def explicit_attention(attn,                   # a fair-esm MultiheadAttention
                        x:torch.Tensor,         # (B, T, D) normalised input
                        key_padding_mask=None,  # (B, T) True at padding, or None
@@ -194,16 +200,16 @@ def explicit_attention(attn,                   # a fair-esm MultiheadAttention
     B, T, D = x.shape; H = attn.num_heads; hd = D // H
     every = heads is None or list(heads) == list(range(H))
     q, k, v = qkv(attn, x, prescale=every)                                     # (B, H, T, hd)
-    o = None                                                                   # (B, H, T, hd) when some heads take SDPA
+    o = None                                                                   # (B, T, H, hd) when some heads take SDPA
     if not every:
         read = list(heads); rest = [i for i in range(H) if i not in set(read)]
         if not read: return merge_heads(attn, sdpa_heads(q, k, v, key_padding_mask, attn.scaling, sdpa_dtype))
-        o = torch.empty(B, H, T, hd, dtype=x.dtype, device=x.device)
+        o = torch.empty(B, T, H, hd, dtype=x.dtype, device=x.device)          # batch-first, as `merge_heads` reads it
         if rest:
             ri = torch.as_tensor(rest, device=x.device)
-            o[:, ri] = sdpa_heads(q[:, ri], k[:, ri], v[:, ri], key_padding_mask, attn.scaling, sdpa_dtype)
+            o.index_copy_(2, ri, sdpa_heads(*(pick_heads(t, ri) for t in (q, k, v)), key_padding_mask, attn.scaling, sdpa_dtype).transpose(1, 2))
         idx = torch.as_tensor(read, device=x.device)
-        q, k, v = q[:, idx] * attn.scaling, k[:, idx], v[:, idx]               # (B, h, T, hd), q scaled as fair-esm's
+        q, k, v = pick_heads(q, idx) * attn.scaling, pick_heads(k, idx), pick_heads(v, idx)   # (B, h, T, hd), q scaled as fair-esm's
     h = q.shape[1]
     q3 = q.float().reshape(B * h, T, hd)                                       # (B·h, T, hd)
     kt = k.float().reshape(B * h, T, hd).transpose(1, 2)                       # (B·h, hd, T)
@@ -223,8 +229,8 @@ def explicit_attention(attn,                   # a fair-esm MultiheadAttention
         oh[:, rows] = torch.bmm(s, vf)                                         # (B·h, n, hd); bmm(out=slice) is slow
     oh = oh.view(B, h, T, hd).to(x.dtype)
     if o is None: return merge_heads(attn, oh)
-    o[:, idx] = oh
-    return merge_heads(attn, o)
+    o.index_copy_(2, idx, oh.transpose(1, 2))
+    return merge_heads(attn, o.transpose(1, 2))
 
 # %% ../nbs/01a_fast.ipynb
 def feed_forward(layer,          # a fair-esm TransformerLayer
