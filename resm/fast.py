@@ -192,20 +192,21 @@ def explicit_attention(attn,                   # a fair-esm MultiheadAttention
                        fn=None,                # called as fn(rows, probs (B, h, r, T) float32) per block; probs is reused after it returns
                        row_chunk:int|None=None, # query rows per block (default: ~32 MB of probabilities)
                        heads=None,             # head indices whose maps `fn` sees (None: all, and they make the output)
-                       sdpa_dtype=None         # with `heads`: precision of the SDPA that makes the output (None: x's)
-                      )->torch.Tensor:         # (B, T, D)
+                       sdpa_dtype=None,        # with `heads`: precision of the SDPA that makes the output (None: x's)
+                       maps_only:bool=False    # only hand the maps to `fn`: no SDPA, no values, no output (returns None)
+                      )->torch.Tensor|None:    # (B, T, D)
     """fair-esm self-attention with explicit float32 probabilities, one block of query rows at a time. With `heads`, the
     other heads go through fused SDPA (in `sdpa_dtype`) and the read heads' output comes from their explicit maps; the
-    projections are computed once for both."""
+    projections are computed once for both. `maps_only` is for the last layer a caller reads, whose output nobody uses."""
     B, T, D = x.shape; H = attn.num_heads; hd = D // H
     every = heads is None or list(heads) == list(range(H))
     q, k, v = qkv(attn, x, prescale=every)                                     # (B, H, T, hd)
     o = None                                                                   # (B, T, H, hd) when some heads take SDPA
     if not every:
         read = list(heads); rest = [i for i in range(H) if i not in set(read)]
-        if not read: return merge_heads(attn, sdpa_heads(q, k, v, key_padding_mask, attn.scaling, sdpa_dtype))
-        o = torch.empty(B, T, H, hd, dtype=x.dtype, device=x.device)          # batch-first, as `merge_heads` reads it
-        if rest:
+        if not read: return None if maps_only else merge_heads(attn, sdpa_heads(q, k, v, key_padding_mask, attn.scaling, sdpa_dtype))
+        if not maps_only: o = torch.empty(B, T, H, hd, dtype=x.dtype, device=x.device)   # batch-first, as `merge_heads` reads it
+        if rest and not maps_only:
             ri = torch.as_tensor(rest, device=x.device)
             o.index_copy_(2, ri, sdpa_heads(*(pick_heads(t, ri) for t in (q, k, v)), key_padding_mask, attn.scaling, sdpa_dtype).transpose(1, 2))
         idx = torch.as_tensor(read, device=x.device)
@@ -213,10 +214,10 @@ def explicit_attention(attn,                   # a fair-esm MultiheadAttention
     h = q.shape[1]
     q3 = q.float().reshape(B * h, T, hd)                                       # (B·h, T, hd)
     kt = k.float().reshape(B * h, T, hd).transpose(1, 2)                       # (B·h, hd, T)
-    vf = v.float().reshape(B * h, T, hd)                                       # (B·h, T, hd)
+    vf = None if maps_only else v.float().reshape(B * h, T, hd)               # (B·h, T, hd)
     r = _block_rows(B * h, T, row_chunk)
     buf = torch.empty(B * h, r, T, device=x.device)                            # the one block of probabilities
-    oh = torch.empty(B * h, T, hd, device=x.device)                            # the read heads' output, float32
+    oh = None if maps_only else torch.empty(B * h, T, hd, device=x.device)     # the read heads' output, float32
     for a in range(0, T, r):
         rows = slice(a, min(a + r, T)); n = rows.stop - a
         s = buf if n == r else buf[:, :n].contiguous()                          # (B·h, n, T); a short last block
@@ -226,7 +227,8 @@ def explicit_attention(attn,                   # a fair-esm MultiheadAttention
         softmax_(s)
         if fn is not None:                                                     # padded query rows are 0, as in fair-esm's maps
             fn(rows, p if key_padding_mask is None else p.masked_fill(key_padding_mask[:, None, rows, None], 0.0))
-        oh[:, rows] = torch.bmm(s, vf)                                         # (B·h, n, hd); bmm(out=slice) is slow
+        if not maps_only: oh[:, rows] = torch.bmm(s, vf)                      # (B·h, n, hd); bmm(out=slice) is slow
+    if maps_only: return None
     oh = oh.view(B, h, T, hd).to(x.dtype)
     if o is None: return merge_heads(attn, oh)
     o.index_copy_(2, idx, oh.transpose(1, 2))
@@ -247,10 +249,12 @@ def feed_forward(layer,          # a fair-esm TransformerLayer
     return out.view_as(x)
 
 def layer_forward(layer, x:torch.Tensor, key_padding_mask=None, hook=None, idx:int=0,
-                  probs_fn=None, row_chunk:int|None=None, heads=None, sdpa_dtype=None)->torch.Tensor:
-    "One fair-esm `TransformerLayer` on batch-first `x` (B, T, D): SDPA attention, or explicit with `probs_fn(idx, rows, probs)`."
+                  probs_fn=None, row_chunk:int|None=None, heads=None, sdpa_dtype=None, maps_only:bool=False)->torch.Tensor|None:
+    """One fair-esm `TransformerLayer` on batch-first `x` (B, T, D): SDPA attention, or explicit with `probs_fn(idx, rows, probs)`.
+    `maps_only`: only the maps go to `probs_fn`; the layer's output is not computed (returns None)."""
     h = layer.self_attn_layer_norm(x)
     if hook is not None: hook(idx, layer.self_attn, h, key_padding_mask)
+    if maps_only: return explicit_attention(layer.self_attn, h, key_padding_mask, lambda rows, p: probs_fn(idx, rows, p), row_chunk, heads, sdpa_dtype, True)
     if probs_fn is None: x = x + sdpa_attention(layer.self_attn, h, key_padding_mask, sdpa_dtype)
     else: x = x + explicit_attention(layer.self_attn, h, key_padding_mask, lambda rows, p: probs_fn(idx, rows, p), row_chunk, heads, sdpa_dtype)
     return feed_forward(layer, x)
@@ -273,8 +277,13 @@ def fast_forward(model,                   # fair-esm ESM2
     kpm = pad if pad.any() else None
     x = embed(model, tokens).to(next(model.parameters()).dtype)           # (B, T, D)
     reps = {0: x} if 0 in repr_layers else {}
+    last = model.num_layers if upto is None else min(upto, model.num_layers)
+    maps_last = probs_fn is not None and last > 0 and last not in repr_layers and not (need_logits and last == model.num_layers)
     for i, layer in enumerate(model.layers[:upto]):
         h = None if heads is None else heads[i]
+        if maps_last and i + 1 == last:                                      # nobody reads this layer's output: its maps only
+            layer_forward(layer, x, kpm, attn_hook, i, probs_fn, row_chunk, h, sdpa_dtype, maps_only=True)
+            return {"logits": None, "representations": reps}
         if checkpoint and torch.is_grad_enabled():
             x = _checkpoint(layer_forward, layer, x, kpm, attn_hook, i, probs_fn, row_chunk, h, sdpa_dtype, use_reentrant=False)
         else: x = layer_forward(layer, x, kpm, attn_hook, i, probs_fn, row_chunk, h, sdpa_dtype)
