@@ -8,14 +8,14 @@ import math
 import numpy as np
 import pandas as pd
 from scipy.stats import gaussian_kde, spearmanr
-from sklearn.metrics import adjusted_rand_score, r2_score
+from sklearn.metrics import adjusted_rand_score, r2_score, confusion_matrix
 from sklearn.neighbors import NearestNeighbors
 from sklearn.cluster import KMeans, AgglomerativeClustering
 
 # %% auto 0
 __all__ = ['LENGTH_BINS', 'LENGTH_LABELS', 'COSINE_GRID', 'pair_counts', 'scores_from_counts', 'pair_metrics', 'length_bin',
-           'pooled_scores', 'summarize', 'best_threshold', 'best_threshold_f1', 'authors_f1', 'overlap_ratio',
-           'delta_mean', 'knn_accuracy', 'cluster_ari', 'spearman', 'r2']
+           'pooled_scores', 'summarize', 'best_threshold', 'best_threshold_f1', 'threshold_metrics', 'authors_f1',
+           'overlap_ratio', 'delta_mean', 'knn_accuracy', 'cluster_ari', 'spearman', 'r2']
 
 # %% ../nbs/06_metrics.ipynb
 def _pairset(pairs, oriented=False):
@@ -116,6 +116,16 @@ def best_threshold_f1(mats,          # list of (L, L) score matrices
         curve.append((float(t), float(np.mean(f)) if f else float("nan")))
     k = int(np.nanargmax([f for _, f in curve]))
     return dict(threshold=curve[k][0], f1=curve[k][1], curve=curve)
+
+# %% ../nbs/06_metrics.ipynb
+def threshold_metrics(scores,         # (N,) higher = more likely positive
+                      labels,         # (N,) bool / 0-1 ground truth
+                      threshold:float # positive when score >= threshold (chosen on other data, e.g. by `best_threshold`)
+                     )->dict:         # threshold, precision, recall, f1, mcc, tp, fp, fn, tn
+    "Precision, recall, F1 and MCC of one fixed threshold, with resm's empty-set conventions."
+    y, p = np.asarray(labels).astype(bool), np.asarray(scores, np.float64) >= threshold
+    tn, fp, fn, tp = (int(v) for v in confusion_matrix(y, p, labels=[False, True]).ravel())
+    return dict(threshold=float(threshold), **scores_from_counts(tp, fp, fn, tn), tp=tp, fp=fp, fn=fn, tn=tn)
 
 # %% ../nbs/06_metrics.ipynb
 def authors_f1(preds,            # list of (L, L) pair probabilities
