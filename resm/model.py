@@ -15,11 +15,11 @@ from .files import atomic_path, atomic_write_text
 from .errors import OptionError
 
 # %% auto 0
-__all__ = ['ESM2_ARCHS', 'HEADS_BY_WIDTH', 'ESM_URL', 'ESM_REGRESSION_URL', 'CONFIG_STUBS', 'stubbing_pickle', 'resolve_device',
-           'CheckpointError', 'PickledStub', 'stub_class', 'safe_globals', 'safe_load', 'esm2_state_dict', 'infer_arch',
-           'skip_init', 'build_esm2', 'tiny_model', 'atomic_save', 'model_config', 'save_pretrained', 'export_fair_esm',
-           'save_like_release', 'load_model', 'save_safetensors', 'hf_state_dict', 'from_hf_state_dict', 'hf_vocab',
-           'to_hf_input', 'export_hf']
+__all__ = ['ESM2_ARCHS', 'HEADS_BY_WIDTH', 'ESM_URL', 'ESM_REGRESSION_URL', 'CONFIG_STUBS', 'CONFIG_MODULES', 'stubbing_pickle',
+           'resolve_device', 'CheckpointError', 'PickledStub', 'stub_class', 'safe_globals', 'safe_load',
+           'esm2_state_dict', 'infer_arch', 'skip_init', 'build_esm2', 'tiny_model', 'atomic_save', 'model_config',
+           'save_pretrained', 'export_fair_esm', 'save_like_release', 'load_model', 'save_safetensors', 'hf_state_dict',
+           'from_hf_state_dict', 'hf_vocab', 'to_hf_input', 'export_hf']
 
 # %% ../nbs/01_model.ipynb
 ESM2_ARCHS = {  # name: (layers, width, heads)
@@ -64,9 +64,10 @@ def stub_class(name:str,            # class name as pickled
     return _STUBS[key]
 
 CONFIG_STUBS = ("Config", "DataConfig", "TrainConfig", "TransformerConfig", "OptimizerConfig", "LoggingConfig")
+CONFIG_MODULES = ("__main__", "model")   # the authors' inference script and their `model.py` each define the six classes
 def safe_globals()->list:
-    "What `weights_only=True` may rebuild besides tensors and containers: `argparse.Namespace` and the six config stubs."
-    return [argparse.Namespace] + [(stub_class(n), f"__main__.{n}") for n in CONFIG_STUBS]
+    "What `weights_only=True` may rebuild besides tensors and containers: `argparse.Namespace` and the config stubs."
+    return [argparse.Namespace] + [(stub_class(n, m), f"{m}.{n}") for m in CONFIG_MODULES for n in CONFIG_STUBS]
 
 # %% ../nbs/01_model.ipynb
 class _StubbingUnpickler(pickle.Unpickler):
@@ -268,7 +269,11 @@ class Config:
 @dataclass
 class ExperimentNote:
     text: str = "not one of the six config classes"
-src, dst, layout, extra = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1"
+src, dst, layout, extra, module = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1", sys.argv[5]
+if module != "__main__":                               # the same classes, pickled as `module.Name`
+    import types; mod = sys.modules[module] = types.ModuleType(module)
+    for c in (DataConfig, TrainConfig, TransformerConfig, OptimizerConfig, LoggingConfig, Config, ExperimentNote):
+        c.__module__ = module; setattr(mod, c.__name__, c)
 sd = torch.load(src, weights_only=True)
 if layout == "pt": ckpt = {"state_dict": sd}
 else:
@@ -288,16 +293,18 @@ torch.save(ckpt, dst)
 def save_like_release(model:ESM2,           # weights to write (keys as `ESM2.state_dict()`)
                       path:str|Path,        # destination, e.g. RESM-150M-KDNY.ckpt
                       layout:str="ckpt",    # "ckpt": Lightning dict with optimizer state and `__main__.Config`s; "pt": {"state_dict": ...}
-                      extra_class:bool=False # also pickle a seventh `__main__` class (a safe load must refuse it)
+                      extra_class:bool=False, # also pickle a seventh class (a safe load must refuse it)
+                      module:str="__main__"  # where the config classes are pickled from: "__main__" or "model"
                      )->Path:
     "Write `model` in the layout of the released RESM files, pickled from another process's `__main__`."
     import subprocess, sys, tempfile
     if layout not in ("ckpt", "pt"): raise ValueError(f"layout must be 'ckpt' or 'pt', got {layout!r}")
+    if module not in CONFIG_MODULES: raise ValueError(f"module must be one of {CONFIG_MODULES}, got {module!r}")
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as d:
         torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, Path(d)/"sd.pt")
         with atomic_path(path) as tmp:
-            subprocess.run([sys.executable, "-c", _RELEASE_SCRIPT, str(Path(d)/"sd.pt"), str(tmp), layout, str(int(extra_class))],
+            subprocess.run([sys.executable, "-c", _RELEASE_SCRIPT, str(Path(d)/"sd.pt"), str(tmp), layout, str(int(extra_class)), module],
                            check=True, capture_output=True)
     return path
 

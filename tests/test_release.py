@@ -1,5 +1,6 @@
-"""The released RESM checkpoints' layouts, written from a separate process's `__main__` exactly as the authors' training
-pickled them, load without trust in another process and equal fair-esm's `ESM2` with the same weights."""
+"""The released RESM checkpoints' layouts (as far as the authors' published loader shows them: `["state_dict"]`, with config
+dataclasses pickled from a separate process's `__main__`), load without trust in another process and equal fair-esm's
+`ESM2` with the same weights."""
 import json, subprocess, sys
 from pathlib import Path
 import numpy as np
