@@ -22,6 +22,8 @@ def _skip(cell)->bool:
 def run(fn:Path)->list:
     "Execute `fn` in place; return the cells whose outputs look machine-specific."
     nb = read_nb(fn)
+    for c in nb.cells:                                    # a cell that now prints nothing must not keep its old output
+        if not _skip(c): c.outputs = []
     with working_directory(fn.parent): CaptureShell(fn).run_all(nb, exc_stop=True, preproc=_skip)
     write_nb(nb, fn)
     return [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and VOLATILE.search(str(c.get("outputs", "")))]

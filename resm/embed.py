@@ -10,17 +10,16 @@ from datetime import timedelta
 from pathlib import Path
 import numpy as np
 import torch
-from Bio.SeqIO.FastaIO import SimpleFastaParser
 from tqdm.auto import tqdm
 from .files import atomic_path, atomic_write_text, file_mode, clean_tmp
-from .errors import about, run_command, device_name, positive_int
-from .io import open_text
+from .errors import about, run_command, device_name, positive_int, window_length
+from .io import open_text, fasta_pairs
 from .model import load_model
 from .fast import cast_model
 from .features import embed_records
 
 # %% auto 0
-__all__ = ['MANIFEST_COLUMNS', 'MAX_FULL_LENGTH', 'read_records', 'safe_name', 'save_npy', 'Manifest', 'merge_h5',
+__all__ = ['MANIFEST_COLUMNS', 'MAX_NAME', 'MAX_FULL_LENGTH', 'read_records', 'safe_name', 'save_npy', 'Manifest', 'merge_h5',
            'resolve_model', 'check_names', 'check_lengths', 'rank_env', 'start_ranks', 'barrier', 'rank_device',
            'part_path', 'open_run', 'finish_run', 'embed_fasta', 'add_common', 'add_cli', 'run_cli', 'main']
 
@@ -30,7 +29,7 @@ def _titled_records(path:Path):
     if path.is_dir() or path.suffix == ".txt":
         from resm.datasets import read_a2m_queries
         yield from (read_a2m_queries(path) if path.is_dir() else read_a2m_queries(path.parent, path)); return
-    with open_text(path) as f: yield from SimpleFastaParser(f)
+    with open_text(path) as f: yield from fasta_pairs(f, path)
 
 def read_records(path:str|Path,          # FASTA (optionally .gz), or the authors' .a2m layout: a folder or its id list (.txt)
                  tok,                    # RNATokenizer (normalises letters)
@@ -40,7 +39,7 @@ def read_records(path:str|Path,          # FASTA (optionally .gz), or the author
     "Read and validate every record of a FASTA file."
     if on_invalid not in ("error", "skip"): raise ValueError(f"on_invalid must be 'error' or 'skip', got {on_invalid!r}")
     log = log or (lambda m: print(m, file=sys.stderr))
-    out, seen = [], {}
+    out, seen, n = [], {}, 0
     for n, (title, raw) in enumerate(_titled_records(Path(path)), 1):
         rid = title.split(None, 1)[0] if title.strip() else ""
         try:
@@ -53,6 +52,7 @@ def read_records(path:str|Path,          # FASTA (optionally .gz), or the author
             if on_invalid == "error": raise ValueError(f"{path}: {e}") from None
             log(f"skipping: {path}: {e}"); continue
         out.append((rid, seq))
+    if not out: raise ValueError(f"{path}: no records" + (" left after skipping the invalid ones" if n else " (no '>' header)"))
     return out
 
 # %% ../nbs/07_embed.ipynb
@@ -148,12 +148,16 @@ def resolve_model(model,                  # a spec for `load_model`, or an alrea
     if not str(model).strip(): raise ValueError("--model is empty: give a fair-esm name, a checkpoint, a run folder or 'tiny'")
     return load_model(model, device=device, trust_checkpoint=trust_checkpoint)
 
+MAX_NAME = 200   # bytes of a file name made from an id: most file systems allow 255, and suffixes and temporary names need the rest
+
 def check_names(records # (id, sequence) pairs
                )->dict: # {file-name-safe name: id}
-    "Refuse ids that become the same file name after `safe_name` (one record would overwrite the other)."
+    "Refuse ids that become the same file name after `safe_name` (one record would overwrite the other), or too long a one."
     names = {}
-    for rid, _ in records:
+    for k, (rid, _) in enumerate(records, 1):
         n = safe_name(rid)
+        if len(n.encode()) > MAX_NAME:
+            raise ValueError(f"record #{k} ({rid[:30]!r}...): its id is {len(n.encode())} bytes, over the {MAX_NAME} a file name made from it may have; shorten the header")
         if n in names: raise ValueError(f"ids {names[n]!r} and {rid!r} map to the same file name {n!r}")
         names[n] = rid
     return names
@@ -306,7 +310,7 @@ def add_common(p, precision:bool=True):
     p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"], help="forward-pass precision")
     p.add_argument("--device", default="auto", type=device_name, help="auto, cpu or cuda")
     p.add_argument("--long", default="full", choices=["full", "window"], help="long sequences: whole (rotary) or overlapping windows")
-    p.add_argument("--window", type=positive_int, default=1022, help="window length for --long window")
+    p.add_argument("--window", type=window_length, default=1022, help="window length for --long window")
     p.add_argument("--on-invalid", default="error", choices=["error", "skip"], help="bad records: stop before any work, or log and skip")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--trust-checkpoint", action="store_true", help="allow unpickling arbitrary objects (trusted files only)")

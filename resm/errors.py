@@ -10,8 +10,8 @@ from pathlib import Path
 
 # %% auto 0
 __all__ = ['EXIT_OK', 'EXIT_BUG', 'EXIT_INPUT', 'EXIT_INTERRUPTED', 'positive_int', 'nonnegative_int', 'probability',
-           'positive_float', 'input_errors', 'error_line', 'run_command', 'InputError', 'OptionError', 'about',
-           'naming_inputs', 'device_name', 'check_table']
+           'positive_float', 'window_length', 'input_errors', 'error_line', 'run_command', 'InputError', 'OptionError',
+           'about', 'naming_inputs', 'device_name', 'check_table']
 
 # %% ../nbs/00b_errors.ipynb
 EXIT_OK, EXIT_BUG, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -91,6 +91,7 @@ positive_int = _number(int, lambda v: v >= 1, "a whole number >= 1")
 nonnegative_int = _number(int, lambda v: v >= 0, "a whole number >= 0")
 probability = _number(float, lambda v: 0 <= v <= 1, "a number between 0 and 1")
 positive_float = _number(float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
+window_length = _number(int, lambda v: v >= 2, "a whole number >= 2")   # overlapping windows step by half a window
 
 def device_name(s:str)->str:
     "An argparse type for `--device`: auto, cpu, cuda, cuda:N or mps."
@@ -101,13 +102,13 @@ def device_name(s:str)->str:
 # %% ../nbs/00b_errors.ipynb
 def check_table(path,          # a CSV (or .tsv) given as --data
                 columns:list,  # columns that must be present and filled in every row
-                numeric:list=()# columns whose cells must be finite numbers
+                numeric:list=()# columns whose filled cells must be finite numbers (empty cells: only refused if in `columns`)
                ):
-    "Refuse a table with a missing column or an empty required cell, naming the row."
+    "Refuse a table with a missing column, an empty required cell or a cell that is not a number, naming the row."
     import pandas as pd
     with about(path):   # missing values as pandas reads them by default ("", "NA", "nan", ...): what the loaders will see
         df = pd.read_csv(path, sep="\t" if str(path).endswith((".tsv", ".tsv.gz")) else ",", dtype=str, index_col=False)
-    miss = [c for c in columns if c not in df.columns]
+    miss = [c for c in dict.fromkeys([*columns, *numeric]) if c not in df.columns]
     if miss: raise ValueError(f"{path}: missing column(s) {miss}; it needs {columns}")
     if df.empty: raise ValueError(f"{path}: no rows")
     for c in columns:
@@ -115,5 +116,6 @@ def check_table(path,          # a CSV (or .tsv) given as --data
         if len(empty): raise ValueError(f"{path}: row {empty[0] + 1} has an empty {c!r}")
     for c in numeric:
         v = pd.to_numeric(df[c], errors="coerce")
-        bad = df.index[~pd.Series(v).apply(lambda x: math.isfinite(x) if x == x else False)]
+        filled = df[c].notna() & (df[c].str.strip() != "")
+        bad = df.index[filled & ~pd.Series(v).apply(lambda x: math.isfinite(x) if x == x else False)]
         if len(bad): raise ValueError(f"{path}: row {bad[0] + 1}: {c!r} must be a number, got {df[c][bad[0]]!r}")

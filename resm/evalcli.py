@@ -10,7 +10,7 @@ from . import zeroshot_ss, zeroshot_cls, zeroshot_rri, fitness
 from .errors import naming_inputs, positive_int, nonnegative_int, device_name, check_table
 
 # %% auto 0
-__all__ = ['EVAL_MODULES', 'COUNT_TYPES', 'REQUIRED', 'add_cli']
+__all__ = ['EVAL_MODULES', 'COUNT_TYPES', 'REQUIRED', 'NUMERIC', 'add_cli']
 
 # %% ../nbs/09z_eval_cli.ipynb
 EVAL_MODULES = (zeroshot_ss, zeroshot_cls, zeroshot_rri, fitness)
@@ -19,12 +19,13 @@ COUNT_TYPES = {"max_seqs": nonnegative_int, "n_lr": nonnegative_int, "n_val": po
                "max_len": positive_int, "max_variants": positive_int, "num_threads": nonnegative_int, "device": device_name}
 
 REQUIRED = {"zeroshot-ss": ["id", "sequence", "structure"], "zeroshot-cls": ["id", "family", "sequence"],
-            "zeroshot-rri": ["id", "seq1", "seq2"], "fitness": ["mutant", "DMS_score"]}
+            "zeroshot-rri": ["id", "seq1", "seq2"], "fitness": ["mutant"]}
+NUMERIC = {"fitness": ["DMS_score"]}   # a DMS table may leave scores empty (those rows are dropped), but no other text
 
 def _checked(func, name):
     def run(args):
         if not str(args.model).strip(): raise ValueError("--model is empty: give a fair-esm name, a checkpoint, a run folder or 'tiny'")
-        if Path(str(args.data)).is_file(): check_table(args.data, REQUIRED[name])
+        if Path(str(args.data)).is_file(): check_table(args.data, REQUIRED[name], NUMERIC.get(name, ()))
         return func(args)
     run.__name__ = getattr(func, "__name__", "run"); run.__wrapped__ = func
     return run

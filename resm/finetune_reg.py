@@ -31,7 +31,9 @@ def _find_col(df:pd.DataFrame, names, what:str, path)->str:
     raise ValueError(f"{path}: no {what} column (looked for {', '.join(names)}; found {', '.join(map(str, df.columns))})")
 
 def _norm_seqs(seqs, ids)->list:
-    return [normalize_seq(str(s), str(i)) for s, i in zip(seqs, ids)]
+    out = [normalize_seq(str(s), str(i)) for s, i in zip(seqs, ids)]
+    if empty := [str(i) for s, i in zip(out, ids) if not s]: raise ValueError(f"record {empty[0]}: no nucleotides left (gaps only?)")
+    return out
 
 def read_mrl_csv(path:str|Path # Sample et al. 2019 CSV (optionally .gz)
                 )->pd.DataFrame: # id, sequence, total_reads, y (= rl)

@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from .fast import fast_forward, attention_probs
 from .sshead import (NT, seq_onehot, pair_onehot, backbone_pair_inputs, SSHeadConfig, ChannelNorm, ResBlock, SSHead, pair_logits_full, predict_structure, save_head, load_head)
 from .files import atomic_write_text, clean_tmp
-from .io import RNARecord, read_bpseq, read_ct, pairs_from_dotbracket, normalize_seq, open_text
+from .io import pairs_from_dotbracket, normalize_seq
+from .datasets import read_structure_folder, load_dataset
 from .model import atomic_save, load_model, safe_load, resolve_device
 from .decode import decode_pairs
 from .metrics import pair_metrics, length_bin, summarize, best_threshold_f1
@@ -23,34 +24,11 @@ from .vienna import vienna_pairs
 from .train import TrainConfig, train_loop, seed_everything
 
 # %% auto 0
-__all__ = ['SPLIT_NAMES', 'THRESHOLDS', 'parse_dbn', 'dotbracket_check', 'read_structure_file', 'load_structure_dir',
-           'load_ss_data', 'pair_target', 'pair_mask', 'masked_bce', 'ss_batches', 'ss_loss_fn', 'predict_all',
-           'ss_decode', 'tune_threshold', 'score_structures', 'train_config', 'pyplot', 'finetune_ss']
+__all__ = ['THRESHOLDS', 'dotbracket_check', 'load_structure_dir', 'load_ss_data', 'pair_target', 'pair_mask', 'masked_bce',
+           'ss_batches', 'ss_loss_fn', 'predict_all', 'ss_decode', 'tune_threshold', 'score_structures', 'train_config',
+           'pyplot', 'finetune_ss']
 
 # %% ../nbs/10_finetune_ss.ipynb
-SPLIT_NAMES = {"tr0": "train", "vl0": "val", "ts0": "test", "train": "train", "val": "val", "valid": "val", "test": "test"}
-
-def parse_dbn(text:str,          # .dbn file contents (bpRNA header lines or FASTA-style)
-              id:str="dbn"       # id when the file names none
-             )->list[RNARecord]:
-    "Records from dot-bracket text: each record is a sequence line followed by a structure line."
-    recs, name, body = [], id, []
-    def flush():
-        if not body: return
-        if len(body) % 2: raise ValueError(f"dbn {name}: expected sequence and structure lines, got {len(body)} line(s)")
-        for k in range(0, len(body), 2):
-            seq = normalize_seq(body[k], name)
-            recs.append(RNARecord(name if len(body) == 2 else f"{name}_{k//2}", seq, dotbracket_check(body[k+1], seq, name)))
-        body.clear()
-    for line in text.splitlines():
-        line = line.strip()
-        if not line: continue
-        if line.startswith("#Name:"): flush(); name = line.split(":", 1)[1].strip() or id
-        elif line.startswith(">"): flush(); name = line[1:].split()[0] if line[1:].strip() else id
-        elif not line.startswith("#"): body.append(line)
-    flush()
-    return recs
-
 def dotbracket_check(db:str, seq:str, id)->str:
     "Validate a dot-bracket line against its sequence (length, balance) and return it."
     if len(db) != len(seq): raise ValueError(f"record {id}: structure length {len(db)} != sequence length {len(seq)}")
@@ -58,29 +36,14 @@ def dotbracket_check(db:str, seq:str, id)->str:
     return db
 
 # %% ../nbs/10_finetune_ss.ipynb
-def read_structure_file(path:str|Path)->list[RNARecord]:
-    "Records from a `.bpseq`, `.ct` or `.dbn`/`.db`/`.dot` file (optionally `.gz`)."
-    p = Path(path); suf = [s.lower() for s in p.suffixes if s.lower() != ".gz"]
-    kind = suf[-1] if suf else ""
-    if kind == ".bpseq": return [read_bpseq(p)]
-    if kind == ".ct": return read_ct(p)
-    if kind in (".dbn", ".db", ".dot"):
-        with open_text(p) as f: return parse_dbn(f.read(), p.name.split(".")[0])
-    raise ValueError(f"{p}: unknown structure format {kind!r} (expected .bpseq, .ct or .dbn)")
-
-def _frame(recs, split)->pd.DataFrame:
-    return pd.DataFrame([dict(id=r.id, family=r.family, sequence=r.sequence, structure=r.structure, split=split) for r in recs])
-
-def load_structure_dir(path:str|Path # folder with TR0/VL0/TS0 (or train/val/test) sub-folders, searched recursively
+def load_structure_dir(path:str|Path # folder with TR0/VL0/TS0 (or train/val/test) sub-folders of structure files
                       )->pd.DataFrame: # id, family, sequence, structure, length, split
-    "Read a bpRNA-style folder of structure files into one DataFrame."
-    path, frames = Path(path), []
-    for d in sorted(p for p in path.rglob("*") if p.is_dir() and p.name.lower() in SPLIT_NAMES):
-        files = sorted(f for f in d.iterdir() if f.is_file() and not f.name.startswith("."))
-        frames.append(_frame([r for f in files for r in read_structure_file(f)], SPLIT_NAMES[d.name.lower()]))
-    if not frames: raise FileNotFoundError(f"{path} has no TR0/VL0/TS0 (or train/val/test) sub-folders of structure files")
-    df = pd.concat(frames, ignore_index=True)
-    return df.assign(length=df.sequence.str.len())
+    "A bpRNA-style folder read by `resm.datasets.read_structure_folder`; fine-tuning needs its training split."
+    try: df = read_structure_folder(path)
+    except FileNotFoundError as e: raise FileNotFoundError(f"{e}: fine-tuning needs TR0/VL0/TS0 (or train/val/test) sub-folders of structure files") from None
+    if not (df.split == "train").any():
+        raise FileNotFoundError(f"{path} has no TR0 (or train) sub-folder of structure files: fine-tuning needs TR0/VL0/TS0 (or train/val/test)")
+    return df[["id", "family", "sequence", "structure", "length", "split"]]
 
 # %% ../nbs/10_finetune_ss.ipynb
 def load_ss_data(data:str="mini" # "mini", "bprna" (manifest entry bprna_spot), a folder, or a CSV/TSV
@@ -91,9 +54,7 @@ def load_ss_data(data:str="mini" # "mini", "bprna" (manifest entry bprna_spot), 
         df = load_mini_benchmark()
         df = df[df.has_structure].reset_index(drop=True)   # snR75 has no structure annotation
         return df.assign(split=df.split.replace({"lr": "train"}))
-    if data == "bprna":
-        from resm.manifest import fetch
-        return load_structure_dir(fetch("bprna_spot"))
+    if data == "bprna": return load_dataset("bprna_spot")[["id", "family", "sequence", "structure", "length", "split"]]
     p = Path(data)
     if p.is_dir(): return load_structure_dir(p)
     if not p.exists(): raise FileNotFoundError(f"--data {data!r}: not 'mini', 'bprna', a folder or a CSV/TSV file")

@@ -18,7 +18,7 @@ from .embed import start_ranks, rank_device, open_run, finish_run
 from .fast import cast_model
 from .features import shard_sizes
 from .sshead import load_head, predict_structure
-from .errors import about, nonnegative_int
+from .errors import about, nonnegative_int, probability
 
 # %% auto 0
 __all__ = ['FORMATS', 'MANIFEST_COLUMNS', 'load_fold_head', 'fold_threshold', 'free_memory', 'check_pair_memory',
@@ -151,7 +151,7 @@ def add_cli(sub):
     p.add_argument("--head", default="zeroshot", help="'zeroshot', a probe file (.json/.pt), or a fine-tuned head folder")
     p.add_argument("--format", default="dbn", choices=list(FORMATS))
     p.add_argument("--probs", action="store_true", help="also save <id>_probs.npy (L, L) pair probabilities")
-    p.add_argument("--threshold", type=float, default=None, help="keep pairs with probability above this (default: a fine-tuned head's tuned threshold, else 0.5)")
+    p.add_argument("--threshold", type=probability, default=None, help="keep pairs with probability above this (default: a fine-tuned head's tuned threshold, else 0.5)")
     p.add_argument("--canonical", action="store_true", help="keep only AU, GC and GU pairs")
     p.add_argument("--min-loop", type=nonnegative_int, default=3, help="minimum hairpin loop length")
     p.add_argument("--method", default="matching", choices=["matching", "greedy"], help="one partner per base: max-weight matching or greedy")

@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_io.ipynb 2
 from __future__ import annotations
-import gzip, io, os, re, string, tempfile
+import gzip, io, itertools, os, re, string, tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -15,9 +15,9 @@ from .files import atomic_write_text   # every write in the package goes through
 
 # %% auto 0
 __all__ = ['BRACKETS', 'OPENERS', 'CLOSERS', 'UNPAIRED', 'GAPS', 'open_text', 'normalize_seq', 'RNARecord',
-           'pairs_from_dotbracket', 'check_pairs', 'TierError', 'dotbracket_from_pairs', 'iter_fasta', 'read_fasta',
-           'write_fasta', 'project_structure', 'wuss_angles', 'read_stockholm', 'parse_bpseq', 'format_bpseq',
-           'read_bpseq', 'write_bpseq', 'parse_ct', 'format_ct', 'read_ct', 'write_ct']
+           'pairs_from_dotbracket', 'check_pairs', 'TierError', 'dotbracket_from_pairs', 'fasta_pairs', 'iter_fasta',
+           'read_fasta', 'write_fasta', 'project_structure', 'wuss_angles', 'read_stockholm', 'one_base', 'parse_bpseq',
+           'format_bpseq', 'read_bpseq', 'write_bpseq', 'parse_ct', 'format_ct', 'read_ct', 'write_ct']
 
 # %% ../nbs/02_io.ipynb
 def open_text(path:str|Path # plain or `.gz` text file
@@ -116,6 +116,18 @@ def dotbracket_from_pairs(pairs,               # iterable of 0-based (i, j)
     return "".join(out)
 
 # %% ../nbs/02_io.ipynb
+def fasta_pairs(f,              # an open text handle
+                path:str|Path   # its file, for errors
+               )->Iterator[tuple[str,str]]: # (title, sequence) as `SimpleFastaParser` gives them
+    "`SimpleFastaParser` over `f`, with sequence text before the first '>' an error instead of dropped."
+    for n, line in enumerate(f, 1):
+        if line.startswith(">"): break
+        if line.strip() and not line.lstrip().startswith(";"):
+            raise ValueError(f"{path}: line {n}: {line.strip()[:30]!r} comes before the first '>' header")
+    else: return                                                        # no header at all: no records
+    yield from SimpleFastaParser(itertools.chain([line], f))
+
+# %% ../nbs/02_io.ipynb
 def iter_fasta(path:str|Path,        # FASTA file, optionally `.gz`; multi-line and CRLF are fine
                unique:bool=True,     # raise on a repeated id (keeps a set of ids in memory)
                normalize:bool=True   # pass letters through `RNATokenizer.normalize`
@@ -123,7 +135,7 @@ def iter_fasta(path:str|Path,        # FASTA file, optionally `.gz`; multi-line 
     "Stream (id, sequence) records from a FASTA file without loading it."
     seen = set()
     with open_text(path) as f:
-        for n, (title, seq) in enumerate(SimpleFastaParser(f), 1):
+        for n, (title, seq) in enumerate(fasta_pairs(f, path), 1):
             rid = title.split(None, 1)[0] if title.strip() else ""
             if not rid: raise ValueError(f"{path}: record #{n} has an empty header (no id)")
             if unique:
@@ -209,6 +221,12 @@ def read_stockholm(path:str|Path,           # Stockholm file (optionally `.gz`),
     return out
 
 # %% ../nbs/02_io.ipynb
+def one_base(b:str # a bpseq or CT base column
+            )->bool:
+    "Whether a base column is one letter (which letters are allowed is `normalize_seq`'s business)."
+    return len(b) == 1 and b.isalpha()
+
+# %% ../nbs/02_io.ipynb
 def _pairs_from_partner(partner:dict, L:int, id, what)->list[tuple[int,int]]:
     "Turn a 1-based {i: j} partner table into checked 0-based pairs; both directions must agree."
     pairs = []
@@ -231,6 +249,7 @@ def parse_bpseq(text:str,            # bpseq file contents
         if len(f) != 3 or not f[2].lstrip("-").isdigit(): raise ValueError(f"bpseq {id}: line {ln} is not 'index base partner': {line!r}")
         i, j = int(f[0]), int(f[2])
         if i != len(bases) + 1: raise ValueError(f"bpseq {id}: line {ln} has index {i}, expected {len(bases)+1}")
+        if not one_base(f[1]): raise ValueError(f"bpseq {id}: line {ln}: the base {f[1]!r} is not one nucleotide letter")
         bases.append(f[1]); partner[i] = j
     if not bases: raise ValueError(f"bpseq {id}: no base lines")
     seq = normalize_seq("".join(bases), id)
@@ -270,6 +289,7 @@ def parse_ct(text:str,           # CT file contents
             f = line.split()
             if len(f) < 6 or not (f[0].isdigit() and f[4].isdigit()) or int(f[0]) != m:
                 raise ValueError(f"ct {rid}: base line {m} is not 'index base prev next partner natural': {line!r}")
+            if not one_base(f[1]): raise ValueError(f"ct {rid}: base line {m}: the base {f[1]!r} is not one nucleotide letter")
             bases.append(f[1]); partner[m] = int(f[4])
         seq = normalize_seq("".join(bases), rid)
         out.append(RNARecord(rid, seq, dotbracket_from_pairs(_pairs_from_partner(partner, n, rid, "ct"), n, rid)))

@@ -81,11 +81,13 @@ vars(stubbing_pickle).update({k: getattr(pickle, k) for k in ("load", "loads", "
                               Unpickler=_StubbingUnpickler)
 
 def _torch_load(path, **kw):
-    "`torch.load` to CPU, memory-mapped when the file is in the zip format."
-    try: return torch.load(path, map_location="cpu", mmap=True, **kw)
-    except RuntimeError as e:
-        if "mmap" not in str(e) and "zipfile" not in str(e): raise
-    return torch.load(path, map_location="cpu", **kw)
+    "`torch.load` to CPU, memory-mapped when the file is in the zip format; a plain pickle's protocol warning is not printed."
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Detected pickle protocol")
+        try: return torch.load(path, map_location="cpu", mmap=True, **kw)
+        except RuntimeError as e:
+            if "mmap" not in str(e) and "zipfile" not in str(e): raise
+        return torch.load(path, map_location="cpu", **kw)
 
 def _refused(msg:str)->str|None:
     "The class or function named by a `weights_only` refusal, if that is what `msg` is."
@@ -99,7 +101,7 @@ def safe_load(path:str|Path,              # checkpoint file
     try:
         if trust_checkpoint: return _torch_load(path, weights_only=False, pickle_module=stubbing_pickle)
         with torch.serialization.safe_globals(safe_globals()): return _torch_load(path, weights_only=True)
-    except FileNotFoundError: raise
+    except (FileNotFoundError, PermissionError, IsADirectoryError): raise     # the OS's own message names the file
     except Exception as e:
         name = _refused(str(e))
         if name is None:
@@ -361,9 +363,14 @@ def load_model(spec:str|Path,                # fair-esm name, checkpoint path, r
     "Load any supported checkpoint as a fair-esm `ESM2` with its tokenizer; token dropout as its source runs it."
     if str(spec) == "tiny": model, tok = tiny_model(mapping=mapping or "KDNY")
     else:
-        sd, fmt, ck_map, init, td = _read_spec(str(spec), trust_checkpoint)
-        tok = RNATokenizer(mapping or ck_map or "KDNY")
-        model = build_esm2(esm2_state_dict(sd), tok, source=str(spec))
+        try:                                       # whatever a malformed file trips on, the error names the file
+            sd, fmt, ck_map, init, td = _read_spec(str(spec), trust_checkpoint)
+            tok = RNATokenizer(mapping or ck_map or "KDNY")
+            model = build_esm2(esm2_state_dict(sd), tok, source=str(spec))
+        except (FileNotFoundError, PermissionError, IsADirectoryError): raise
+        except CheckpointError as e: raise CheckpointError(str(e) if str(spec) in str(e) else f"{spec}: {e}") from None
+        except (KeyError, AttributeError, TypeError, ValueError, IndexError, ZeroDivisionError, RuntimeError) as e:
+            raise CheckpointError(f"{spec}: not a checkpoint resm can read ({type(e).__name__}: {' '.join(str(e).split())})") from None
         model.token_dropout = td
         model.resm_meta = _meta(model, tok, fmt, spec, init)
     return model.to(resolve_device(device)), tok

@@ -64,12 +64,18 @@ def make_proxy_pairs(seqs,              # pool of RNA sequences (A, C, G, U)
         rows.append(dict(id=f"{prefix}{k}", seq1=s1, seq2=s2, kind=kind, pairs=vienna_duplex(s1, s2)[0], label_source="viennarna_proxy"))
     return pd.DataFrame(rows)
 
-def _parse_pair_list(txt, rid):
-    out = []
+def _parse_pair_list(txt, rid, n1:int, n2:int):
+    "0-based (i in chain 1, j in chain 2) pairs from 'i-j;...' (1-based); every base in at most one pair."
+    out, seen = [], {}
     for tok in str(txt).replace(",", ";").split(";"):
         if not tok.strip(): continue
         try: i, j = (int(x) for x in tok.split("-"))
         except ValueError: raise ValueError(f"record {rid}: cannot parse pair {tok!r} (expected i-j, 1-based)") from None
+        if not (1 <= i <= n1 and 1 <= j <= n2):
+            raise ValueError(f"record {rid}: pair {tok.strip()!r} is outside seq1 (1..{n1}) or seq2 (1..{n2})")
+        for base in ((1, i), (2, j)):
+            if base in seen: raise ValueError(f"record {rid}: base {base[1]} of seq{base[0]} is in two pairs ({seen[base]!r} and {tok.strip()!r})")
+            seen[base] = tok.strip()
         out.append((i - 1, j - 1))
     return sorted(out)
 
@@ -93,7 +99,7 @@ def load_rri_csv(path:str|Path # CSV: id, seq1, seq2 and optionally structure ("
                 raise ValueError(f"record {r.id}: structure must be len(seq1) + '&' + len(seq2) characters")
             pairs.append(sorted((i, j - n1 - 1) for i, j in bracket_pairs(r.structure) if i < n1 < j)); src.append("file")
         elif "pairs" in df and isinstance(r.pairs, str) and r.pairs.strip():
-            pairs.append(_parse_pair_list(r.pairs, r.id)); src.append("file")
+            pairs.append(_parse_pair_list(r.pairs, r.id, n1, len(r.seq2))); src.append("file")
         else: pairs.append(vienna_duplex(r.seq1, r.seq2)[0]); src.append("viennarna_proxy")
     return df[["id", "seq1", "seq2"]].assign(kind=df.get("kind", "file"), pairs=pairs, label_source=src)
 

@@ -15,6 +15,7 @@ from .features import attention_maps, symmetrize, apc
 from .probe import Probe, fit_probe, has_trained_head, nonstandard_positions
 from .files import atomic_path, atomic_write_text, clean_tmp
 from .io import pairs_from_dotbracket
+from .errors import nonnegative_int
 from .decode import decode_pairs, greedy_one_partner
 from .metrics import pair_metrics, summarize, length_bin, best_threshold_f1, authors_f1
 from .vienna import vienna_pairs, vienna_hybrid
@@ -68,9 +69,10 @@ def load_structures(data:str="mini" # "mini", "data:ENTRY" (a manifest dataset) 
         if miss: raise ValueError(f"{data}: missing column(s) {sorted(miss)}")
         df = df.assign(family=df.get("family", "unknown"), split=df.get("split", "test"), length=df.sequence.str.len())
     df = df.reset_index(drop=True).copy()
+    if (dup := df.id[df.id.duplicated()]).any(): raise ValueError(f"{data}: record id {dup.iloc[0]!r} appears more than once")
     for r in df.itertuples():
         if len(r.structure) != len(r.sequence): raise ValueError(f"record {r.id}: structure length {len(r.structure)} != sequence length {len(r.sequence)}")
-    df["pairs"] = [pairs_from_dotbracket(s) for s in df.structure]
+    df["pairs"] = [pairs_from_dotbracket(s, i) for s, i in zip(df.structure, df.id)]
     df["length_bin"] = length_bin(df.length).astype(str)
     return df
 
@@ -247,7 +249,7 @@ def add_common(p, data_help="'mini' (bundled mini-benchmark) or a CSV path"):
     p.add_argument("--split", default="test", help="evaluated split")
     p.add_argument("--max-seqs", type=int, default=None, help="cap on evaluated sequences")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=nonnegative_int, default=0)
     p.add_argument("--num-threads", type=int, default=None, help="torch CPU threads (1 is fastest for small models on a busy machine)")
     p.add_argument("--trust-checkpoint", action="store_true", help="allow unpickling arbitrary objects (trusted files only)")
 

@@ -9,7 +9,7 @@ import torch
 
 from resm.cli import main
 from resm.finetune_ss import (SSHead, SSHeadConfig, backbone_pair_inputs, load_head, load_ss_data, predict_structure,
-                              pair_logits_full, parse_dbn, save_head)
+                              pair_logits_full, dotbracket_check, save_head)
 from resm.finetune_reg import read_mrl_csv, read_expression_csv, load_reg_data
 from resm.model import tiny_model
 
@@ -90,7 +90,7 @@ def test_mrl_split_rule_and_errors():
 def test_bad_inputs_are_named(tmp_path):
     (tmp_path/"bad.csv").write_text("utr,total_reads,rl\nACGUZ,10,1.0\n")
     with pytest.raises(ValueError, match="row0"): read_mrl_csv(tmp_path/"bad.csv")
-    with pytest.raises(ValueError, match="record x: structure length"): parse_dbn(">x\nACGU\n((.\n")
+    with pytest.raises(ValueError, match="record x: structure length"): dotbracket_check("((.", "ACGU", "x")
     with pytest.raises(FileNotFoundError, match="TR0/VL0/TS0"): load_ss_data(str(tmp_path))
     with pytest.raises(FileNotFoundError, match="head_config.json"): load_head(tmp_path)
 
