@@ -21,7 +21,8 @@ from .features import embed_records
 # %% auto 0
 __all__ = ['MANIFEST_COLUMNS', 'MAX_NAME', 'MAX_FULL_LENGTH', 'read_records', 'safe_name', 'save_npy', 'Manifest', 'merge_h5',
            'resolve_model', 'check_names', 'check_lengths', 'rank_env', 'start_ranks', 'barrier', 'rank_device',
-           'part_path', 'open_run', 'finish_run', 'embed_fasta', 'add_common', 'add_cli', 'run_cli', 'main']
+           'part_path', 'outputs_present', 'open_run', 'finish_run', 'embed_fasta', 'add_common', 'add_cli', 'run_cli',
+           'main']
 
 # %% ../nbs/07_embed.ipynb
 def _titled_records(path:Path):
@@ -214,13 +215,22 @@ def part_path(path:Path, rank:int)->Path:
 
 def _parts(path:Path)->list[Path]: return sorted(path.parent.glob(f"{path.stem}.rank*{path.suffix}"))
 
+def outputs_present(out:Path, row:dict)->bool:
+    "Whether the per-record files a manifest row lists are all still in `out` (a shared `.h5` store is built at the end: not checked)."
+    return all((out/f).exists() for f in row.get("files", "").split(",") if f and not f.endswith(".h5"))
+
 def open_run(out:Path, columns:list, settings:dict, records, rank:int=0, world:int=1)->tuple:
-    "Start a run in `out` (rank 0 cleans, then all wait): (this rank's Manifest, records not finished in any manifest)."
+    """Start a run in `out` (rank 0 cleans, then all wait): (this rank's Manifest, records not finished in any manifest).
+    A record whose listed files have gone since is not finished: it is done again."""
     out.mkdir(parents=True, exist_ok=True)
     if rank == 0: clean_tmp(out, ".h5parts")
     barrier()
     path = out/"manifest.tsv"
-    done = set().union(*(Manifest(p, columns, settings).done for p in [path, *_parts(path)]))
+    rows = [r for p in [path, *_parts(path)] for r in Manifest(p, columns, settings).rows]
+    done = {r["id"] for r in rows if outputs_present(out, r)}
+    if (lost := sorted({r["id"] for r in rows} - done)) and rank == 0:
+        print(f"note: {len(lost)} record(s) listed in {path} lost their output files and are done again: "
+              f"{', '.join(lost[:5])}{' ...' if len(lost) > 5 else ''}", file=sys.stderr)
     man = Manifest(part_path(path, rank) if world > 1 else path, columns, settings)
     return man, [(r, s) for r, s in records if r not in done]
 
