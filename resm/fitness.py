@@ -13,7 +13,8 @@ from .model import load_model
 from .fast import fast_forward
 from .metrics import spearman
 from .vienna import vienna_fold
-from .io import read_fasta
+from .io import read_fasta, normalize_seq
+from .errors import OptionError
 from .data import load_mini_benchmark
 from .zeroshot_ss import write_outputs, set_threads
 
@@ -148,7 +149,8 @@ def _read_wt(wt:str)->tuple:
         recs = read_fasta(p)                                           # {id: sequence}
         if not recs: raise ValueError(f"{wt}: no FASTA record")
         return next(iter(recs.items()))
-    return "wt", wt
+    try: return "wt", normalize_seq(wt, "wt")                         # a sequence given on the command line
+    except ValueError as e: raise OptionError(f"--wt: {e}") from None
 
 def mini_fitness_jobs(n_wt:int=1, max_len:int=80, split:str="test", seed:int=0)->list:
     "Proxy jobs (id, wt, table) from the shortest mini-benchmark sequences of a split."
