@@ -100,7 +100,8 @@ def read_structures(path:str|Path # a `.st`, `.dbn`/`.db`/`.dot`, `.bpseq` or `.
         if kind == ".ct":
             recs = read_ct(p)
             return [RNARecord(stem if len(recs) == 1 else f"{stem}_{k + 1}", r.sequence, r.structure) for k, r in enumerate(recs)]
-    except ValueError as e: raise ValueError(str(e) if str(p) in str(e) else f"{p}: {e}") from None
+    except FileNotFoundError: raise
+    except (ValueError, OSError, EOFError) as e: raise ValueError(str(e) if str(p) in str(e) else f"{p}: {e}") from None   # corrupt .gz too
     raise ValueError(f"{p}: unknown structure format {kind!r} (expected one of {', '.join(STRUCTURE_SUFFIXES)})")
 
 # %% ../nbs/03b_datasets.ipynb

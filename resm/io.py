@@ -206,7 +206,10 @@ def read_stockholm(path:str|Path,           # Stockholm file (optionally `.gz`),
                    consensus_only:bool=False # ignore `#=GR SS` and project `#=GC SS_cons` for every sequence
                   )->list[RNARecord]:       # every sequence of every alignment
     "Read Rfam-style Stockholm: ungapped sequences with per-sequence `#=GR SS` or projected `SS_cons`."
-    with open_text(path) as f: alignments = list(AlignIO.parse(f, "stockholm"))
+    try:
+        with open_text(path) as f: alignments = list(AlignIO.parse(f, "stockholm"))
+    except FileNotFoundError: raise
+    except (OSError, EOFError, ValueError) as e: raise ValueError(f"{path}: {' '.join(str(e).split()) or type(e).__name__}") from None   # a damaged file names itself
     names = _family_names(path)
     names += [None] * (len(alignments) - len(names))
     out = []
