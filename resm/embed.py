@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 from .files import atomic_path, atomic_write_text, file_mode, clean_tmp
-from .errors import about, run_command, device_name, positive_int, window_length
+from .errors import about, run_command, device_name, positive_int, window_length, output_folder
 from .io import open_text, fasta_pairs
 from .model import load_model
 from .fast import cast_model
@@ -316,7 +316,7 @@ def add_common(p, precision:bool=True):
     "Options shared by `resm embed` and `resm fold`."
     p.add_argument("fasta", help="input FASTA (optionally .gz), or the authors' .a2m layout: its data folder or id list .txt")
     p.add_argument("--model", required=True, help="fair-esm name, checkpoint path, run directory, or 'tiny'")
-    p.add_argument("--out", required=True, help="output folder (created; reruns resume)")
+    p.add_argument("--out", required=True, type=output_folder, help="output folder (created; reruns resume)")
     p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"], help="forward-pass precision")
     p.add_argument("--device", default="auto", type=device_name, help="auto, cpu or cuda")
     p.add_argument("--long", default="full", choices=["full", "window"], help="long sequences: whole (rotary) or overlapping windows")

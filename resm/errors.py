@@ -11,7 +11,7 @@ from pathlib import Path
 # %% auto 0
 __all__ = ['EXIT_OK', 'EXIT_BUG', 'EXIT_INPUT', 'EXIT_INTERRUPTED', 'positive_int', 'nonnegative_int', 'probability',
            'positive_float', 'window_length', 'input_errors', 'error_line', 'run_command', 'InputError', 'OptionError',
-           'about', 'naming_inputs', 'device_name', 'check_table']
+           'about', 'naming_inputs', 'output_folder', 'device_name', 'check_table']
 
 # %% ../nbs/00b_errors.ipynb
 EXIT_OK, EXIT_BUG, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -92,6 +92,11 @@ nonnegative_int = _number(int, lambda v: v >= 0, "a whole number >= 0")
 probability = _number(float, lambda v: 0 <= v <= 1, "a number between 0 and 1")
 positive_float = _number(float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
 window_length = _number(int, lambda v: v >= 2, "a whole number >= 2")   # overlapping windows step by half a window
+
+def output_folder(s:str)->str:
+    "An argparse type for `--out`: any folder path but an empty one (which would mean the current folder)."
+    if not s.strip(): raise argparse.ArgumentTypeError("an empty path: give the output folder's name")
+    return s
 
 def device_name(s:str)->str:
     "An argparse type for `--device`: auto, cpu, cuda, cuda:N or mps."

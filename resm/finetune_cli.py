@@ -5,7 +5,7 @@
 # %% ../nbs/10b_finetune_cli.ipynb 2
 from __future__ import annotations
 import argparse, json
-from .errors import naming_inputs, positive_int, nonnegative_int, positive_float, device_name, check_table
+from .errors import naming_inputs, positive_int, nonnegative_int, positive_float, device_name, check_table, output_folder
 from pathlib import Path
 from .finetune_ss import finetune_ss
 from .finetune_reg import finetune_reg
@@ -17,7 +17,7 @@ __all__ = ['add_cli']
 def _common(p:argparse.ArgumentParser, data_help:str):
     p.add_argument("--model", default="tiny", help="backbone: fair-esm name, checkpoint, run directory, or 'tiny'")
     p.add_argument("--data", default="mini", help=data_help)
-    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--out", required=True, type=output_folder, help="output directory")
     p.add_argument("--max-steps", type=positive_int, default=200, help="optimizer steps")
     p.add_argument("--seed", type=nonnegative_int, default=0, help="one seed for init, data order and crops")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")

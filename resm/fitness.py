@@ -14,7 +14,7 @@ from .fast import fast_forward
 from .metrics import spearman
 from .vienna import vienna_fold
 from .io import read_fasta, normalize_seq
-from .errors import OptionError
+from .errors import OptionError, output_folder
 from .data import load_mini_benchmark
 from .zeroshot_ss import write_outputs, set_threads
 
@@ -211,7 +211,7 @@ def add_cli(sub # the `eval` group's subparsers
     p.add_argument("--model", default="tiny", help="load_model spec (default: tiny)")
     p.add_argument("--data", default="mini", help="'mini' (ViennaRNA proxy table) or an RNAGym-style CSV (mutant, DMS_score)")
     p.add_argument("--wt", default=None, help="wild-type sequence or FASTA (required with a CSV)")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--out", required=True, type=output_folder, help="output folder")
     p.add_argument("--methods", default="masked_marginal,pll", help="comma-separated: masked_marginal, pll")
     p.add_argument("--offset", type=int, default=1, help="position number of the first wild-type letter")
     p.add_argument("--split", default="test", help="mini-benchmark split for the proxy table")

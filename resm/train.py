@@ -15,7 +15,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 from .files import atomic_write_text
-from .errors import about
+from .errors import about, output_folder
 from .model import (ESM2_ARCHS, CheckpointError, atomic_save, build_esm2, export_fair_esm, export_hf, load_model,
                     resolve_device, save_pretrained, save_safetensors, tiny_model)
 from .fast import fast_forward
@@ -778,7 +778,7 @@ def add_cli(sub):
     "Add `resm train` and `resm export` to an argparse subparsers object."
     p = sub.add_parser("train", help="continued masked-LM training of ESM-2 on RNA (torchrun for several processes)",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--out", required=True, help="run folder (metrics.csv, checkpoints/, model.pt)")
+    p.add_argument("--out", required=True, type=output_folder, help="run folder (metrics.csv, checkpoints/, model.pt)")
     p.add_argument("--config", help="flat YAML of TrainConfig keys (flags override it)")
     p.add_argument("--resume", action="store_true", help="continue exactly from the newest checkpoint in --out")
     p.add_argument("--trust-checkpoint", action="store_true", help="allow unpickling arbitrary objects in --model")

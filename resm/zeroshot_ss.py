@@ -15,7 +15,7 @@ from .features import attention_maps, symmetrize, apc
 from .probe import Probe, fit_probe, has_trained_head, nonstandard_positions
 from .files import atomic_path, atomic_write_text, clean_tmp
 from .io import pairs_from_dotbracket
-from .errors import nonnegative_int
+from .errors import nonnegative_int, output_folder
 from .decode import decode_pairs, greedy_one_partner
 from .metrics import pair_metrics, summarize, length_bin, best_threshold_f1, authors_f1
 from .vienna import vienna_pairs, vienna_hybrid
@@ -245,7 +245,7 @@ def add_common(p, data_help="'mini' (bundled mini-benchmark) or a CSV path"):
     "The options every `resm eval` protocol shares."
     p.add_argument("--model", default="tiny", help="load_model spec: fair-esm name, checkpoint, run dir, or 'tiny'")
     p.add_argument("--data", default="mini", help=data_help)
-    p.add_argument("--out", required=True, help="output folder (metrics.json, per-item CSV, PNG)")
+    p.add_argument("--out", required=True, type=output_folder, help="output folder (metrics.json, per-item CSV, PNG)")
     p.add_argument("--split", default="test", help="evaluated split")
     p.add_argument("--max-seqs", type=int, default=None, help="cap on evaluated sequences")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
