@@ -46,7 +46,7 @@ def same_diff(S:np.ndarray, y # (N, N) similarities, (N,) labels
     same = y[i] == y[j]
     return S[i, j][same], S[i, j][~same]
 
-def _pairs(X:np.ndarray, y)->tuple: # (similarities, same-family labels) of every pair i < j
+def _pairs(X:np.ndarray, y)->tuple: # (similarities, same-family labels) of every pair i < j, then the same and different similarities
     same, diff = same_diff(cosine_matrix(X), y)
     if not len(same) or not len(diff): raise ValueError("need at least two families and one family with two members")
     return np.r_[same, diff], np.r_[np.ones(len(same)), np.zeros(len(diff))], same, diff
