@@ -21,11 +21,16 @@ from .sshead import seq_onehot
 from .finetune_ss import train_config, pyplot
 
 # %% auto 0
-__all__ = ['read_mrl_csv', 'mrl_split', 'random_split', 'read_expression_csv', 'load_reg_data', 'LoRALinear', 'add_lora',
-           'RegModel', 'OnehotCNN', 'onehot_batch', 'reg_batches', 'predict_reg', 'reg_scores', 'finetune_reg']
+__all__ = ['MRL_UTR', 'MRL_TOTAL', 'EXPR_UTR', 'EXPR_TARGETS', 'find_col', 'read_mrl_csv', 'mrl_split', 'random_split',
+           'read_expression_csv', 'load_reg_data', 'LoRALinear', 'add_lora', 'RegModel', 'OnehotCNN', 'onehot_batch',
+           'reg_batches', 'predict_reg', 'reg_scores', 'finetune_reg']
 
 # %% ../nbs/10a_finetune_reg.ipynb
-def _find_col(df:pd.DataFrame, names, what:str, path)->str:
+MRL_UTR, MRL_TOTAL = ("utr", "sequence"), ("total_reads", "total")        # accepted column names, first found wins
+EXPR_UTR, EXPR_TARGETS = ("utr", "sequence", "seq"), ("rnaseq_log", "te_log")
+
+def find_col(df:pd.DataFrame, names, what:str, path)->str:
+    "The first of `names` that is a column of `df` (the readers' and the command line's check share it)."
     for n in names:
         if n in df.columns: return n
     raise ValueError(f"{path}: no {what} column (looked for {', '.join(names)}; found {', '.join(map(str, df.columns))})")
@@ -39,8 +44,8 @@ def read_mrl_csv(path:str|Path # Sample et al. 2019 CSV (optionally .gz)
                 )->pd.DataFrame: # id, sequence, total_reads, y (= rl)
     "Read an MRL library in the Sample et al. 2019 schema."
     df = pd.read_csv(path)
-    u, rl = _find_col(df, ["utr", "sequence"], "5'UTR", path), _find_col(df, ["rl"], "mean ribosome load", path)
-    tr = _find_col(df, ["total_reads", "total"], "total reads", path)
+    u, rl = find_col(df, MRL_UTR, "5'UTR", path), find_col(df, ["rl"], "mean ribosome load", path)
+    tr = find_col(df, MRL_TOTAL, "total reads", path)
     ids = [f"row{k}" for k in range(len(df))]
     return pd.DataFrame(dict(id=ids, sequence=_norm_seqs(df[u], ids), total_reads=df[tr].to_numpy(), y=df[rl].astype(float).to_numpy()))
 
@@ -71,8 +76,8 @@ def read_expression_csv(path:str|Path,      # UTR-LM style table (CSV/TSV)
                        )->pd.DataFrame:       # id, sequence, y, split
     "Read a 5'UTR expression / translation-efficiency table."
     p = Path(path); df = pd.read_csv(p, sep="\t" if p.suffix.lower() in (".tsv", ".tab") else ",")
-    u = _find_col(df, ["utr", "sequence", "seq"], "5'UTR", p)
-    t = target or _find_col(df, ["rnaseq_log", "te_log"], "target", p)
+    u = find_col(df, EXPR_UTR, "5'UTR", p)
+    t = target or find_col(df, EXPR_TARGETS, "target", p)
     if t not in df.columns: raise ValueError(f"{p}: target column {t!r} not found (columns: {', '.join(map(str, df.columns))})")
     idc = next((c for c in ["ensembl_tx_id", "id", "name"] if c in df.columns), None)
     ids = df[idc].astype(str).tolist() if idc else [f"row{k}" for k in range(len(df))]
