@@ -21,8 +21,8 @@ from .features import embed_records
 # %% auto 0
 __all__ = ['MANIFEST_COLUMNS', 'MAX_NAME', 'MAX_FULL_LENGTH', 'read_records', 'safe_name', 'save_npy', 'Manifest', 'merge_h5',
            'resolve_model', 'check_names', 'check_lengths', 'rank_env', 'start_ranks', 'barrier', 'rank_device',
-           'part_path', 'outputs_present', 'open_run', 'finish_run', 'embed_fasta', 'add_common', 'add_cli', 'run_cli',
-           'main']
+           'part_path', 'h5_records', 'outputs_present', 'open_run', 'finish_run', 'embed_fasta', 'add_common',
+           'add_cli', 'run_cli', 'main']
 
 # %% ../nbs/07_embed.ipynb
 def _titled_records(path:Path):
@@ -215,9 +215,17 @@ def part_path(path:Path, rank:int)->Path:
 
 def _parts(path:Path)->list[Path]: return sorted(path.parent.glob(f"{path.stem}.rank*{path.suffix}"))
 
-def outputs_present(out:Path, row:dict)->bool:
-    "Whether the per-record files a manifest row lists are all still in `out` (a shared `.h5` store is built at the end: not checked)."
-    return all((out/f).exists() for f in row.get("files", "").split(",") if f and not f.endswith(".h5"))
+def h5_records(out:Path)->set:
+    "Safe names of the records in `out`'s HDF5 store (`embeddings.h5`) or still in its unmerged parts (`.h5parts/`)."
+    names, store = {p.stem for p in (out/".h5parts").glob("*.h5")}, out/"embeddings.h5"
+    if store.exists():
+        import h5py
+        with about(store), h5py.File(store, "r") as f: names |= set(f)
+    return names
+
+def outputs_present(out:Path, row:dict, h5:set=frozenset())->bool:
+    "Whether the files a manifest row lists are all still in `out`; for the shared `.h5` store, whether `h5` (from `h5_records`) holds the record."
+    return all(safe_name(row["id"]) in h5 if f.endswith(".h5") else (out/f).exists() for f in row.get("files", "").split(",") if f)
 
 def open_run(out:Path, columns:list, settings:dict, records, rank:int=0, world:int=1)->tuple:
     """Start a run in `out` (rank 0 cleans, then all wait): (this rank's Manifest, records not finished in any manifest).
@@ -227,7 +235,8 @@ def open_run(out:Path, columns:list, settings:dict, records, rank:int=0, world:i
     barrier()
     path = out/"manifest.tsv"
     rows = [r for p in [path, *_parts(path)] for r in Manifest(p, columns, settings).rows]
-    done = {r["id"] for r in rows if outputs_present(out, r)}
+    h5 = h5_records(out) if any(f.endswith(".h5") for r in rows for f in r.get("files", "").split(",")) else set()
+    done = {r["id"] for r in rows if outputs_present(out, r, h5)}
     if (lost := sorted({r["id"] for r in rows} - done)) and rank == 0:
         print(f"note: {len(lost)} record(s) listed in {path} lost their output files and are done again: "
               f"{', '.join(lost[:5])}{' ...' if len(lost) > 5 else ''}", file=sys.stderr)

@@ -46,7 +46,7 @@ def read_mrl_csv(path:str|Path # Sample et al. 2019 CSV (optionally .gz)
     df = pd.read_csv(path)
     u, rl = find_col(df, MRL_UTR, "5'UTR", path), find_col(df, ["rl"], "mean ribosome load", path)
     tr = find_col(df, MRL_TOTAL, "total reads", path)
-    ids = [f"row{k}" for k in range(len(df))]
+    ids = [f"row{k + 1}" for k in range(len(df))]                  # data rows counted from 1, as error messages count them
     return pd.DataFrame(dict(id=ids, sequence=_norm_seqs(df[u], ids), total_reads=df[tr].to_numpy(), y=df[rl].astype(float).to_numpy()))
 
 def mrl_split(df:pd.DataFrame,    # rows with total_reads
@@ -80,7 +80,7 @@ def read_expression_csv(path:str|Path,      # UTR-LM style table (CSV/TSV)
     t = target or find_col(df, EXPR_TARGETS, "target", p)
     if t not in df.columns: raise ValueError(f"{p}: target column {t!r} not found (columns: {', '.join(map(str, df.columns))})")
     idc = next((c for c in ["ensembl_tx_id", "id", "name"] if c in df.columns), None)
-    ids = df[idc].astype(str).tolist() if idc else [f"row{k}" for k in range(len(df))]
+    ids = df[idc].astype(str).tolist() if idc else [f"row{k + 1}" for k in range(len(df))]
     split = df["split"].astype(str).to_numpy() if "split" in df.columns else random_split(len(df), seed=seed)
     out = pd.DataFrame(dict(id=ids, sequence=_norm_seqs(df[u], ids), y=df[t].astype(float).to_numpy(), split=split))
     return out[np.isfinite(out.y)].reset_index(drop=True)

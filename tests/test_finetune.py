@@ -88,8 +88,8 @@ def test_mrl_split_rule_and_errors():
 
 
 def test_bad_inputs_are_named(tmp_path):
-    (tmp_path/"bad.csv").write_text("utr,total_reads,rl\nACGUZ,10,1.0\n")
-    with pytest.raises(ValueError, match="row0"): read_mrl_csv(tmp_path/"bad.csv")
+    (tmp_path/"bad.csv").write_text("utr,total_reads,rl\nACGU,10,1.0\nACGUZ,10,1.0\n")
+    with pytest.raises(ValueError, match=r"record row2\b"): read_mrl_csv(tmp_path/"bad.csv")   # the 2nd data row, counted as check_table counts
     with pytest.raises(ValueError, match="record x: structure length"): dotbracket_check("((.", "ACGU", "x")
     with pytest.raises(FileNotFoundError, match="TR0/VL0/TS0"): load_ss_data(str(tmp_path))
     with pytest.raises(FileNotFoundError, match="head_config.json"): load_head(tmp_path)
