@@ -102,7 +102,9 @@ def check_parameters(ns:dict,      # the notebook's globals()
     missing = [k for k in types if k not in ns]
     if missing: raise ValueError(f"parameter(s) {missing} are declared but not set in the parameters cell")
     for k, t in types.items():
-        if not isinstance(ns[k], t): raise TypeError(f"parameter {k}={ns[k]!r} should be {t}")
+        ts = t if isinstance(t, tuple) else (t,)
+        if float in ts and int not in ts and type(ns[k]) is int: ns[k] = float(ns[k])   # `papermill -p lr 1` passes an int
+        if not isinstance(ns[k], t) or (isinstance(ns[k], bool) and bool not in ts): raise TypeError(f"parameter {k}={ns[k]!r} should be {t}")
     if "profile" in types and ns["profile"] not in PROFILES: raise ValueError(f"profile must be one of {PROFILES}, got {ns['profile']!r}")
     return {k: ns[k] for k in types}
 

@@ -15,8 +15,9 @@ from .metrics import overlap_ratio, delta_mean, best_threshold, threshold_metric
 from .zeroshot_ss import write_outputs, add_common, set_threads
 
 # %% auto 0
-__all__ = ['mean_pool', 'fft_pool', 'cosine_matrix', 'same_diff', 'family_threshold', 'separation_metrics', 'length_baseline',
-           'select_families', 'family_vectors', 'eval_zeroshot_cls', 'load_family_table', 'run_zeroshot_cls', 'add_cli']
+__all__ = ['mean_pool', 'fft_pool', 'cosine_matrix', 'same_diff', 'pair_similarities', 'family_threshold', 'separation_metrics',
+           'length_baseline', 'select_families', 'family_vectors', 'eval_zeroshot_cls', 'load_family_table',
+           'run_zeroshot_cls', 'add_cli']
 
 # %% ../nbs/09a_zeroshot_cls.ipynb
 def mean_pool(E:np.ndarray # (L, D) per-nucleotide embeddings
@@ -46,8 +47,23 @@ def same_diff(S:np.ndarray, y # (N, N) similarities, (N,) labels
     same = y[i] == y[j]
     return S[i, j][same], S[i, j][~same]
 
-def _pairs(X:np.ndarray, y)->tuple: # (similarities, same-family labels) of every pair i < j, then the same and different similarities
-    same, diff = same_diff(cosine_matrix(X), y)
+def pair_similarities(X:np.ndarray, y,          # (N, D) vectors, (N,) labels
+                      max_pairs:int=2_000_000,  # more pairs i < j than this: a seeded uniform sample of about this many
+                      seed:int=0
+                     )->tuple:                  # (same-label cosines, different-label cosines)
+    "Cosine similarities of the pairs i < j split by label: all of them (`same_diff`), or a sample in memory linear in N."
+    y, N = np.asarray(y), len(X); n = N * (N - 1) // 2
+    if n <= max_pairs: return same_diff(cosine_matrix(X), y)
+    Xn = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-12)
+    k = np.unique(np.random.default_rng(seed).integers(0, n, max_pairs))    # row-major indices of pairs i < j
+    first = np.cumsum(np.r_[0, np.arange(N - 1, 0, -1)])                   # index of pair (i, i + 1)
+    i = np.searchsorted(first, k, side="right") - 1; j = k - first[i] + i + 1
+    s = np.concatenate([np.einsum("nd,nd->n", Xn[i[a:a + 65536]], Xn[j[a:a + 65536]]) for a in range(0, len(k), 65536)])
+    same = y[i] == y[j]
+    return s[same], s[~same]
+
+def _pairs(X:np.ndarray, y)->tuple: # (similarities, same-family labels) of the pairs i < j, then the same and different similarities
+    same, diff = pair_similarities(X, y)
     if not len(same) or not len(diff): raise ValueError("need at least two families and one family with two members")
     return np.r_[same, diff], np.r_[np.ones(len(same)), np.zeros(len(diff))], same, diff
 
@@ -134,6 +150,8 @@ def load_family_table(data:str="mini")->pd.DataFrame:
     df = pd.read_csv(data, sep="\t" if str(data).endswith((".tsv", ".tsv.gz")) else ",")
     miss = {"id", "family", "sequence"} - set(df.columns)
     if miss: raise ValueError(f"{data}: missing column(s) {sorted(miss)}")
+    if (dup := df.id.astype(str).duplicated()).any():                      # vectors are keyed by id: one would replace the other
+        raise ValueError(f"{data}: row {int(np.argmax(dup.to_numpy())) + 1}: id {str(df.id[dup].iloc[0])!r} appears more than once")
     return df.assign(split=df.get("split", "test"), length=df.sequence.str.len())
 
 def _cls_plot(vecs, y, tab):
