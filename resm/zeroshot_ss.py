@@ -149,6 +149,10 @@ def eval_sets(df:pd.DataFrame, split:str="test", max_seqs:int|None=None, n_lr:in
     lr, test, val = pick(df, "lr", n_lr, seed), pick(df, split, max_seqs, seed), pick(df, "val", n_val, seed)
     if len(val) < n_val: val = pd.concat([val, pick(df, "train", n_val - len(val), seed)], ignore_index=True)
     if not len(lr) or not len(test) or not len(val): raise ValueError(f"need lr, val and {split} sequences; got {len(lr)}, {len(val)}, {len(test)}")
+    norm = lambda t: set(t.sequence.str.upper().str.replace("T", "U"))
+    if both := norm(test) & (norm(lr) | norm(val)):                       # a scored sequence must not fit the probe or pick its threshold
+        raise ValueError(f"{len(both)} of the {len(test)} scored {split!r} sequence(s) also fit the probe (lr) or choose its threshold (val): "
+                         "score another split")
     return lr, val, test
 
 def _method_metrics(tab, model, sel, thr, hybrid):
