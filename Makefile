@@ -4,7 +4,9 @@ SHELL := /bin/bash
 VENV  := .venv
 BIN   := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# torch first and pinned: 2.13.0 is the CPU wheel; an unpinned torch pulls the CUDA build.
+# torch first and pinned to the version the tests ran on. From PyPI on Linux x86-64 it is the CUDA build (GBs of
+# NVIDIA wheels, what a GPU machine wants); on a CPU-only machine use the CPU build:
+#   make TORCH='torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu' install
 TORCH ?= torch==2.13.0
 # nbdev 2 (settings.ini, nbdev_test): this set resolves with ordinary pip (nbdev 2.4.7 needs fastcore>=1.8.14).
 NBDEV := nbdev==2.4.7 execnb==0.1.16 fastcore==1.8.18 ghapi==1.0.6

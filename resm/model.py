@@ -18,8 +18,8 @@ from .errors import OptionError
 __all__ = ['ESM2_ARCHS', 'HEADS_BY_WIDTH', 'ESM_URL', 'ESM_REGRESSION_URL', 'CONFIG_STUBS', 'CONFIG_MODULES', 'stubbing_pickle',
            'resolve_device', 'CheckpointError', 'PickledStub', 'stub_class', 'safe_globals', 'safe_load',
            'esm2_state_dict', 'infer_arch', 'skip_init', 'build_esm2', 'tiny_model', 'atomic_save', 'model_config',
-           'save_pretrained', 'export_fair_esm', 'save_like_release', 'load_model', 'save_safetensors', 'hf_state_dict',
-           'from_hf_state_dict', 'hf_vocab', 'to_hf_input', 'export_hf']
+           'save_pretrained', 'export_fair_esm', 'save_like_release', 'local_esm', 'load_model', 'save_safetensors',
+           'hf_state_dict', 'from_hf_state_dict', 'hf_vocab', 'to_hf_input', 'export_hf']
 
 # %% ../nbs/01_model.ipynb
 ESM2_ARCHS = {  # name: (layers, width, heads)
@@ -315,10 +315,16 @@ def _hub_path(name:str, regression:bool=False)->Path:
     "Where fair-esm's torch-hub download puts a checkpoint."
     return Path(torch.hub.get_dir())/"checkpoints"/(f"{name}-contact-regression.pt" if regression else f"{name}.pt")
 
+def local_esm(name:str # a fair-esm name, e.g. esm2_t30_150M_UR50D
+             )->Path|None:  # the first local copy, or None
+    "fair-esm's `name` weights on this machine: the torch hub cache (fair-esm's download), else where `resm data fetch` puts them."
+    from resm.manifest import cache_dir                 # $RESM_DATA or ~/.cache/resm
+    return next((p for p in (_hub_path(name), cache_dir()/f"{name}.pt") if p.exists()), None)
+
 def _fetch_esm(name:str)->Path:
-    "The local hub file for `name`, downloading it if missing; offline, say what to fetch and where to put it."
+    "The local file for `name` (`local_esm`), downloading it to the hub cache if missing; offline, say what to fetch and where to put it."
+    if (found := local_esm(name)) is not None: return found
     path = _hub_path(name)
-    if path.exists(): return path
     url, reg = ESM_URL.format(name=name), ESM_REGRESSION_URL.format(name=name)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -326,7 +332,7 @@ def _fetch_esm(name:str)->Path:
         torch.hub.download_url_to_file(reg, str(_hub_path(name, True)), progress=False)
     except Exception as e:
         raise CheckpointError(f"cannot download {name} ({type(e).__name__}: {e}). Download {url} (and optionally {reg}) "
-                              f"and put it at {path} (the torch hub cache), or pass the local .pt path as the model spec.") from None
+                              f"and put it at {path} (the torch hub cache), or fetch it with `resm data fetch {name}`, or pass the local .pt path as the model spec.") from None
     return path
 
 # %% ../nbs/01_model.ipynb

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from .files import atomic_write_text
 from .errors import about, output_folder
 from .model import (ESM2_ARCHS, CheckpointError, atomic_save, build_esm2, export_fair_esm, export_hf, load_model,
-                    resolve_device, save_pretrained, save_safetensors, tiny_model)
+                    local_esm, resolve_device, save_pretrained, save_safetensors, tiny_model)
 from .fast import fast_forward
 
 # %% auto 0
@@ -631,8 +631,6 @@ def bert_init_(model, seed:int=0):
         model.embed_tokens.weight[model.padding_idx].zero_()
     return model
 
-def _hub_file(name:str)->Path: return Path(torch.hub.get_dir())/"checkpoints"/f"{name}.pt"
-
 def start_model(spec:str,                 # load_model spec, "random:NAME" or "random:LxDxH"
                 mapping:str="",           # "" = the checkpoint's mapping (else KDNY)
                 seed:int=0,               # seed of a random init
@@ -640,9 +638,9 @@ def start_model(spec:str,                 # load_model spec, "random:NAME" or "r
                ):                         # (ESM2, RNATokenizer, init description)
     "The model a run starts from, falling back to a warned random init when fair-esm weights are not local."
     arch = spec.split(":", 1)[1] if spec.startswith("random:") else None
-    if arch is None and spec in ESM2_ARCHS and not _hub_file(spec).exists():
+    if arch is None and spec in ESM2_ARCHS and local_esm(spec) is None:
         arch = spec
-        msg = (f"WARNING: {spec} weights are not in the torch hub cache ({_hub_file(spec)}); starting from a RANDOM init "
+        msg = (f"WARNING: {spec} weights are neither in the torch hub cache nor fetched (`resm data fetch {spec}`); starting from a RANDOM init "
                f"of its architecture, so this run is RNA pretraining from scratch, not protein->RNA transfer.")
         print(msg, file=sys.stderr); warnings.warn(msg)
     if arch is not None:
