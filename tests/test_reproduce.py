@@ -66,3 +66,19 @@ def test_failure_names_notebook_and_cell(tmp_path, monkeypatch):
 
 def test_select_orders_dependencies():
     assert select("fig7,fig1") == ["train", "fig1", "fig7"]
+
+
+def test_fig2_plots_strict_protocol_and_viennarna_once(tmp_path, monkeypatch):
+    "Panel a has one value per bar (strict protocol only); panel b counts each test sequence once for ViennaRNA, whatever the number of models."
+    import ast, re
+    from resm.model import save_pretrained, tiny_model
+    monkeypatch.setenv("RESM_OUTPUT_ROOT", str(tmp_path)); monkeypatch.delenv("IN_TEST", raising=False)
+    save_pretrained(*tiny_model(seed=1), tmp_path / "m2")
+    nb = ROOT / "nbs" / "figures" / "fig2_zeroshot_ss.ipynb"
+    run_notebook(nb, tmp_path / "fig2.ipynb", {"models": f"tiny,{tmp_path / 'm2'}", "max_seqs": 4}, cwd=nb.parent)
+    out = "".join("".join(o.get("text", "")) for c in json.loads((tmp_path / "fig2.ipynb").read_text())["cells"] for o in c.get("outputs", []))
+    bars = ast.literal_eval(re.search(r"values per bar series in a \(strict protocol\): (\{.*\})", out).group(1))
+    boxes = ast.literal_eval(re.search(r"sequences per box series in b: (\{.*\})", out).group(1))
+    assert set(bars) == set(boxes) == {"tiny · probe (a)", "tiny · best head (b)", "m2 · probe (a)", "m2 · best head (b)", "ViennaRNA MFE"}
+    assert set(bars.values()) == {4}                                      # f1, precision, recall, mcc: one value each
+    assert set(boxes.values()) == {4}                                     # the 4 test sequences, ViennaRNA included once
