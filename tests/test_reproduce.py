@@ -82,3 +82,23 @@ def test_fig2_plots_strict_protocol_and_viennarna_once(tmp_path, monkeypatch):
     assert set(bars) == set(boxes) == {"tiny · probe (a)", "tiny · best head (b)", "m2 · probe (a)", "m2 · best head (b)", "ViennaRNA MFE"}
     assert set(bars.values()) == {4}                                      # f1, precision, recall, mcc: one value each
     assert set(boxes.values()) == {4}                                     # the 4 test sequences, ViennaRNA included once
+
+
+def test_fig7_labels_each_start_by_its_recorded_init(tmp_path, monkeypatch):
+    "Panel b names each run's start by the init the run recorded, not by a fixed label."
+    import shutil
+    from resm.reproduce import stand_in_env, train_run
+    env = stand_in_env(tmp_path / "stand-ins")
+    monkeypatch.setenv("TORCH_HOME", env["TORCH_HOME"])                 # esm2_t6_8M_UR50D present (a stand-in)
+    monkeypatch.setenv("RESM_OUTPUT_ROOT", str(tmp_path)); monkeypatch.delenv("IN_TEST", raising=False)
+    cache = tmp_path / "cache" / "mini"
+    small = dict(steps=1, eval_every=1, probe=False, eval_max_seqs=2, batch_tokens=256)
+    for name, start in (("kdny", "esm2_t6_8M_UR50D"), ("kdny-random", "random:2x32x4"), ("abl-KDNY", "random:2x32x4")):
+        train_run(cache, name, start, **small)
+    nb = ROOT / "nbs" / "figures" / "fig7_ablations.ipynb"
+    run_notebook(nb, tmp_path / "fig7.ipynb", {"mappings": "KDNY", "max_seqs": 2, "n_lr": 3, "n_val": 2}, cwd=nb.parent)
+    rows = json.loads((cache / "results" / "fig7.json").read_text())
+    starts = {r["model"]: r["quantity"].split("(start: ")[1].rstrip(")") for r in rows if "(start: " in r["quantity"]}
+    inits = {r["model"]: r["init"] for r in rows if "(start: " in r["quantity"]}
+    assert starts == {"run:kdny": "resm-export", "run:kdny-random": "random"}, starts   # the stand-in is a resm export
+    assert inits["run:kdny-random"].startswith("random (2x32x4")
