@@ -102,3 +102,15 @@ def test_fig7_labels_each_start_by_its_recorded_init(tmp_path, monkeypatch):
     inits = {r["model"]: r["init"] for r in rows if "(start: " in r["quantity"]}
     assert starts == {"run:kdny": "resm-export", "run:kdny-random": "random"}, starts   # the stand-in is a resm export
     assert inits["run:kdny-random"].startswith("random (2x32x4")
+
+
+def test_fig4_data_column_states_the_chain_lengths(tmp_path, monkeypatch):
+    "Designed proxy pairs have a 24-30-nt chain 2 (6 + 12..18 + 6), whatever frag is: the results say so."
+    import re
+    monkeypatch.setenv("RESM_OUTPUT_ROOT", str(tmp_path)); monkeypatch.delenv("IN_TEST", raising=False)
+    nb = ROOT / "nbs" / "figures" / "fig4_zeroshot_rri.ipynb"
+    run_notebook(nb, tmp_path / "fig4.ipynb", {"frag": 40, "max_pairs": 6}, cwd=nb.parent)
+    data = json.loads((tmp_path / "cache" / "mini" / "results" / "fig4.json").read_text())[0]["data"]
+    assert "3 unrelated: chain 1 40 nt, chain 2 40 nt" in data, data
+    lo, hi = re.search(r"3 designed: chain 1 40 nt, chain 2 (\d+)(?:–(\d+))? nt", data).groups()
+    assert 24 <= int(lo) <= int(hi or lo) <= 30, data
