@@ -13,8 +13,9 @@ from .files import atomic_write_bytes, atomic_write_text
 # %% auto 0
 __all__ = ['FIGURES', 'PROFILES', 'PROFILE_PARAMS', 'DRY_RUN_PARAMS', 'OUTPUT_PATHS', 'RESULT_FIELDS', 'select', 'stand_in_env',
            'check_parameters', 'repo_root', 'output_dirs', 'model_spec', 'model_label', 'fingerprint', 'git_commit',
-           'current_commit', 'stamp', 'provenance', 'model_key', 'model_init', 'cached', 'train_run', 'init_caption',
-           'save_figure', 'record', 'write_results', 'run_notebook', 'reproduce', 'check_params', 'add_cli']
+           'current_commit', 'stamp', 'provenance', 'model_key', 'model_init', 'cached', 'start_key', 'train_run',
+           'init_caption', 'save_figure', 'record', 'write_results', 'run_notebook', 'reproduce', 'check_params',
+           'add_cli']
 
 # %% ../nbs/11_reproduce.ipynb
 FIGURES = {  # key: (notebook in nbs/figures, what it shows)
@@ -34,7 +35,7 @@ PROFILE_PARAMS = {
     "mini": {
         "train": dict(main_model="random:4x128x8", main_steps=2000, main_batch_tokens=4096, warmup_steps=100, ablation_model="random:4x128x8",
                       ablation_steps=200, batch_tokens=1024, eval_every=250, eval_max_seqs=164, probe=True, lr=2e-3),
-        "fig1": dict(model_before="esm2_t6_8M_UR50D", model_after="run:kdny", n_seqs=53),
+        "fig1": dict(model_before="random:4x128x8", model_after="run:kdny", n_seqs=53),   # before: the init kdny started from
         "fig2": dict(models="run:kdny", max_seqs=0, n_lr=0, n_val=40),
         "fig3": dict(models="run:kdny", max_per_family=30),
         "fig4": dict(models="run:kdny", max_pairs=20, n_val=10, n_lr=0, frag=40),
@@ -200,6 +201,33 @@ def cached(cache:Path,   # the profile's cache folder
     return Path(cache)/kind/fingerprint(cfg)
 
 # %% ../nbs/11_reproduce.ipynb
+_DIGESTS = {}   # (path, size, mtime) -> SHA-256: each weight file is hashed once per process
+
+def _digest(path:Path)->str:
+    "SHA-256 of a file's bytes."
+    st = path.stat(); key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _DIGESTS:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""): h.update(block)
+        _DIGESTS[key] = h.hexdigest()[:16]
+    return _DIGESTS[key]
+
+def start_key(model:str # a run's start: fair-esm name, "random:LxDxH", "tiny", or a path
+             )->str:    # the spec of a random init; else the files `resm.train.start_model` reads, by content
+    "What a run starts from, for its fingerprint: fair-esm weights absent from the torch hub (a random init) and present give different keys."
+    from resm.model import ESM2_ARCHS
+    from resm.train import _hub_file
+    if model.startswith("random:") or model == "tiny": return model
+    if model in ESM2_ARCHS:
+        f = _hub_file(model)
+        if not f.exists(): return f"random init of {model} (no weights at {f})"
+        files = [f, f.with_name(f.stem + "-contact-regression.pt")]
+    else:
+        p = Path(model)
+        files = [p/n for n in ("model.pt", "model.safetensors", "config.json")] if p.is_dir() else [p]
+    return "; ".join(f"{f.name} sha256:{_digest(f)}" for f in files if f.exists()) or f"missing: {model}"
+
 def train_run(cache:Path,              # the profile's cache folder
               name:str,                # run name: cache/models/NAME
               model:str,               # start: fair-esm name, "random:LxDxH", or a path
@@ -214,7 +242,8 @@ def train_run(cache:Path,              # the profile's cache folder
     from resm.train import TrainConfig, train_mlm
     out = Path(cache)/"models"/name
     cfg = dict(model=model, data=[data], mapping=mapping, max_steps=steps, warmup_steps=max(1, steps // 10), progress=False) | overrides
-    fp = fingerprint({k: v for k, v in cfg.items() if k != "progress"})
+    start = start_key(model)                            # fair-esm weights that appear (or go) later give another run
+    fp = fingerprint({k: v for k, v in cfg.items() if k != "progress"} | ({"start": start} if start != model else {}))
     same = (out/"provenance.json").exists() and provenance(out)["fingerprint"] == fp
     if reuse and same and (out/"model.pt").exists(): return out
     resume = reuse and same and (out/"checkpoints").exists() and any((out/"checkpoints").glob("*.pt"))

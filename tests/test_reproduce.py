@@ -66,3 +66,51 @@ def test_failure_names_notebook_and_cell(tmp_path, monkeypatch):
 
 def test_select_orders_dependencies():
     assert select("fig7,fig1") == ["train", "fig1", "fig7"]
+
+
+def test_fig2_plots_strict_protocol_and_viennarna_once(tmp_path, monkeypatch):
+    "Panel a has one value per bar (strict protocol only); panel b counts each test sequence once for ViennaRNA, whatever the number of models."
+    import ast, re
+    from resm.model import save_pretrained, tiny_model
+    monkeypatch.setenv("RESM_OUTPUT_ROOT", str(tmp_path)); monkeypatch.delenv("IN_TEST", raising=False)
+    save_pretrained(*tiny_model(seed=1), tmp_path / "m2")
+    nb = ROOT / "nbs" / "figures" / "fig2_zeroshot_ss.ipynb"
+    run_notebook(nb, tmp_path / "fig2.ipynb", {"models": f"tiny,{tmp_path / 'm2'}", "max_seqs": 4}, cwd=nb.parent)
+    out = "".join("".join(o.get("text", "")) for c in json.loads((tmp_path / "fig2.ipynb").read_text())["cells"] for o in c.get("outputs", []))
+    bars = ast.literal_eval(re.search(r"values per bar series in a \(strict protocol\): (\{.*\})", out).group(1))
+    boxes = ast.literal_eval(re.search(r"sequences per box series in b: (\{.*\})", out).group(1))
+    assert set(bars) == set(boxes) == {"tiny · probe (a)", "tiny · best head (b)", "m2 · probe (a)", "m2 · best head (b)", "ViennaRNA MFE"}
+    assert set(bars.values()) == {4}                                      # f1, precision, recall, mcc: one value each
+    assert set(boxes.values()) == {4}                                     # the 4 test sequences, ViennaRNA included once
+
+
+def test_fig7_labels_each_start_by_its_recorded_init(tmp_path, monkeypatch):
+    "Panel b names each run's start by the init the run recorded, not by a fixed label."
+    import shutil
+    from resm.reproduce import stand_in_env, train_run
+    env = stand_in_env(tmp_path / "stand-ins")
+    monkeypatch.setenv("TORCH_HOME", env["TORCH_HOME"])                 # esm2_t6_8M_UR50D present (a stand-in)
+    monkeypatch.setenv("RESM_OUTPUT_ROOT", str(tmp_path)); monkeypatch.delenv("IN_TEST", raising=False)
+    cache = tmp_path / "cache" / "mini"
+    small = dict(steps=1, eval_every=1, probe=False, eval_max_seqs=2, batch_tokens=256)
+    for name, start in (("kdny", "esm2_t6_8M_UR50D"), ("kdny-random", "random:2x32x4"), ("abl-KDNY", "random:2x32x4")):
+        train_run(cache, name, start, **small)
+    nb = ROOT / "nbs" / "figures" / "fig7_ablations.ipynb"
+    run_notebook(nb, tmp_path / "fig7.ipynb", {"mappings": "KDNY", "max_seqs": 2, "n_lr": 3, "n_val": 2}, cwd=nb.parent)
+    rows = json.loads((cache / "results" / "fig7.json").read_text())
+    starts = {r["model"]: r["quantity"].split("(start: ")[1].rstrip(")") for r in rows if "(start: " in r["quantity"]}
+    inits = {r["model"]: r["init"] for r in rows if "(start: " in r["quantity"]}
+    assert starts == {"run:kdny": "resm-export", "run:kdny-random": "random"}, starts   # the stand-in is a resm export
+    assert inits["run:kdny-random"].startswith("random (2x32x4")
+
+
+def test_fig4_data_column_states_the_chain_lengths(tmp_path, monkeypatch):
+    "Designed proxy pairs have a 24-30-nt chain 2 (6 + 12..18 + 6), whatever frag is: the results say so."
+    import re
+    monkeypatch.setenv("RESM_OUTPUT_ROOT", str(tmp_path)); monkeypatch.delenv("IN_TEST", raising=False)
+    nb = ROOT / "nbs" / "figures" / "fig4_zeroshot_rri.ipynb"
+    run_notebook(nb, tmp_path / "fig4.ipynb", {"frag": 40, "max_pairs": 6}, cwd=nb.parent)
+    data = json.loads((tmp_path / "cache" / "mini" / "results" / "fig4.json").read_text())[0]["data"]
+    assert "3 unrelated: chain 1 40 nt, chain 2 40 nt" in data, data
+    lo, hi = re.search(r"3 designed: chain 1 40 nt, chain 2 (\d+)(?:–(\d+))? nt", data).groups()
+    assert 24 <= int(lo) <= int(hi or lo) <= 30, data
