@@ -215,13 +215,12 @@ def _digest(path:Path)->str:
 
 def start_key(model:str # a run's start: fair-esm name, "random:LxDxH", "tiny", or a path
              )->str:    # the spec of a random init; else the files `resm.train.start_model` reads, by content
-    "What a run starts from, for its fingerprint: fair-esm weights absent from the torch hub (a random init) and present give different keys."
-    from resm.model import ESM2_ARCHS
-    from resm.train import _hub_file
+    "What a run starts from, for its fingerprint: fair-esm weights absent (a random init) and present give different keys."
+    from resm.model import ESM2_ARCHS, local_esm
     if model.startswith("random:") or model == "tiny": return model
     if model in ESM2_ARCHS:
-        f = _hub_file(model)
-        if not f.exists(): return f"random init of {model} (no weights at {f})"
+        f = local_esm(model)
+        if f is None: return f"random init of {model} (no local weights)"
         files = [f, f.with_name(f.stem + "-contact-regression.pt")]
     else:
         p = Path(model)
@@ -245,7 +244,7 @@ def train_run(cache:Path,              # the profile's cache folder
     start = start_key(model)                            # fair-esm weights that appear (or go) later give another run
     fp = fingerprint({k: v for k, v in cfg.items() if k != "progress"} | ({"start": start} if start != model else {}))
     same = (out/"provenance.json").exists() and provenance(out)["fingerprint"] == fp
-    if reuse and same and (out/"model.pt").exists(): return out
+    if reuse and same and all((out/f).exists() for f in ("model.pt", "config.json")): return out   # both written: finished
     resume = reuse and same and (out/"checkpoints").exists() and any((out/"checkpoints").glob("*.pt"))
     if not resume and out.exists(): import shutil; shutil.rmtree(out)
     if not resume: stamp(out, fp)                       # the commit the run is computed at, before it starts
