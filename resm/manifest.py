@@ -4,7 +4,7 @@
 
 # %% ../nbs/03a_manifest.ipynb 2
 from __future__ import annotations
-import os, re, shutil, sys, tarfile, tempfile, zipfile
+import lzma, os, re, shutil, sys, tarfile, tempfile, zipfile, zlib
 from importlib.resources import files
 from pathlib import Path
 from urllib.parse import urlparse
@@ -13,9 +13,9 @@ import pooch
 import yaml
 
 # %% auto 0
-__all__ = ['PKG_DIR', 'ASSETS_DIR', 'REQUIRED', 'BUNDLED_REQUIRED', 'default_manifest', 'cache_dir', 'DataError', 'ChecksumError',
-           'validate_manifest', 'load_manifest', 'entry_filename', 'entry_path', 'sha256sum', 'extract_dir',
-           'safe_extract', 'fetch', 'verify', 'add_cli']
+__all__ = ['PKG_DIR', 'ASSETS_DIR', 'REQUIRED', 'BUNDLED_REQUIRED', 'UNPACKED_FROM', 'default_manifest', 'cache_dir', 'DataError',
+           'ChecksumError', 'validate_manifest', 'load_manifest', 'entry_filename', 'entry_path', 'sha256sum',
+           'ArchiveError', 'extract_dir', 'unpacked_from', 'safe_extract', 'fetch', 'verify', 'add_cli']
 
 # %% ../nbs/03a_manifest.ipynb
 PKG_DIR = Path(str(files("resm"))).resolve()
@@ -92,13 +92,18 @@ def sha256sum(path:str|Path)->str:
     "SHA-256 of a file (pooch's streaming hash)."
     return pooch.file_hash(str(path), alg="sha256")
 
-def _aside(path:Path)->Path:
-    "A free `.corrupt` name next to `path`."
-    k, cand = 0, path.with_name(path.name + ".corrupt")
-    while cand.exists(): k += 1; cand = path.with_name(f"{path.name}.corrupt{k}")
+def _aside(path:Path, suffix:str=".corrupt")->Path:
+    "A free name next to `path` ending in `suffix` (then `suffix`1, `suffix`2, ...)."
+    k, cand = 0, path.with_name(path.name + suffix)
+    while cand.exists(): k += 1; cand = path.with_name(f"{path.name}{suffix}{k}")
     return cand
 
 # %% ../nbs/03a_manifest.ipynb
+class ArchiveError(DataError):
+    "A file that should be an archive cannot be unpacked (a saved web page, a truncated or damaged download)."
+
+UNPACKED_FROM = ".resm-unpacked-from"   # file in an unpacked folder: the sha256 of the archive it was unpacked from
+
 def _check_zip(zf:zipfile.ZipFile, root:Path):
     for m in zf.infolist():
         p = Path(m.filename)
@@ -110,22 +115,47 @@ def extract_dir(archive:Path)->Path:
     name = re.sub(r"(\.tar\.gz|\.tgz|\.tar\.bz2|\.tar\.xz|\.tar|\.zip)$", "", archive.name)
     return archive.with_name(name if name != archive.name else name + ".d")
 
-def safe_extract(archive:str|Path,     # .zip or any tarfile
-                 out:str|Path|None=None # target folder (default `extract_dir(archive)`)
-                )->Path:               # the folder with the contents
-    "Unpack an archive without letting members escape the target folder."
+def unpacked_from(folder:str|Path)->str|None:
+    "The sha256 of the archive `folder` was completely unpacked from; None when it has no record (an interrupted or older unpack)."
+    try: return (Path(folder)/UNPACKED_FROM).read_text().strip() or None
+    except OSError: return None
+
+def _not_archive(archive:Path, err:Exception, opening:bool)->ArchiveError:
+    with open(archive, "rb") as f: head = f.read(1024).lower()
+    why = ("it is an HTML page, not an archive" if b"<html" in head or b"<!doctype html" in head else
+           "neither a zip nor a tar archive" if opening else
+           f"{type(err).__name__}: {' '.join(str(err).split())} (truncated or damaged)")
+    return ArchiveError(f"{archive} is not a readable archive: {why}")
+
+def _remove(p:Path):
+    if p.is_dir() and not p.is_symlink(): shutil.rmtree(p)
+    elif p.exists() or p.is_symlink(): p.unlink()
+
+# %% ../nbs/03a_manifest.ipynb
+def safe_extract(archive:str|Path,      # .zip or any tarfile
+                 out:str|Path|None=None, # target folder (default `extract_dir(archive)`)
+                 sha256:str|None=None    # the archive's sha256 if already known (default: hash it)
+                )->Path:                # the folder with the contents
+    "Unpack an archive without letting members escape the target folder; reuse a folder only if it was unpacked from this archive."
     archive = Path(archive); out = Path(out or extract_dir(archive))
-    if out.exists(): return out
+    sha256 = sha256 or sha256sum(archive)
+    if out.is_dir() and unpacked_from(out) == sha256: return out
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.extract-"))
+    old, opening = tmp.with_name(tmp.name + ".old"), True
     try:
         if zipfile.is_zipfile(archive):
-            with zipfile.ZipFile(archive) as zf: _check_zip(zf, tmp); zf.extractall(tmp)
+            with zipfile.ZipFile(archive) as zf: opening = False; _check_zip(zf, tmp); zf.extractall(tmp)
         else:
-            with tarfile.open(archive) as tf: tf.extractall(tmp, filter="data")
+            with tarfile.open(archive) as tf: opening = False; tf.extractall(tmp, filter="data")
+        (tmp/UNPACKED_FROM).write_text(sha256 + "\n")   # written before the folder takes its name: only a complete unpack has it
+        if out.exists() or out.is_symlink(): os.replace(out, old)   # unpacked from another archive, or interrupted
         os.replace(tmp, out)
     except tarfile.FilterError as e: raise DataError(f"refusing to extract {archive.name}: {e}") from e
+    except (tarfile.ReadError, tarfile.CompressionError, zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError, OSError) as e:
+        if isinstance(e, OSError) and e.errno is not None: raise   # a disk or permission error, not the archive's content
+        raise _not_archive(archive, e, opening) from e
     finally:
-        if tmp.exists(): shutil.rmtree(tmp)
+        for p in (tmp, old): _remove(p)
     return out
 
 # %% ../nbs/03a_manifest.ipynb
@@ -157,7 +187,7 @@ def fetch(name:str,                 # manifest entry
     if name not in m["entries"]: raise DataError(f"unknown dataset {name!r}; known: {', '.join(sorted(m['entries']))}")
     e = m["entries"][name]; target = entry_path(name, e, dest)
     if target.exists():
-        try: return _finish(e, _check_file(name, e, target))
+        try: return _finish(name, e, _check_file(name, e, target), e.get("sha256"))
         except ChecksumError as err: print(f"warning: {err}; downloading again", file=sys.stderr)
     if e.get("manual"):
         raise DataError(f"{name!r} has no direct download URL. Get it from\n  {e['url']}\n({e.get('note', '')})\nand put it (the file, or a folder with the unpacked files) at\n  {target}")
@@ -167,10 +197,15 @@ def fetch(name:str,                 # manifest entry
         _check_file(name, e, tmp, target)
         if not e.get("sha256"): print(f"note: {name!r} has no sha256 in the manifest; the downloaded file has sha256 {sha256sum(tmp)} "
                                       f"(pin it as `sha256:` of {name!r} in the manifest)", file=sys.stderr)
-    return _finish(e, target)
+    return _finish(name, e, target, e.get("sha256"))
 
-def _finish(e, path:Path)->Path:
-    return safe_extract(path) if e.get("extract") else path
+def _finish(name, e, path:Path, sha256=None)->Path:
+    "The file, or for `extract: true` its unpacked folder; a file that is no archive is moved aside to `.bad`."
+    if not e.get("extract"): return path
+    try: return safe_extract(path, sha256=sha256)
+    except ArchiveError as err:
+        bad = _aside(path, ".bad"); os.replace(path, bad)
+        raise ArchiveError(f"entry {name!r}: {err}; it was moved aside to {bad}, so the next `resm data fetch {name}` downloads it again") from err
 
 # %% ../nbs/03a_manifest.ipynb
 def verify(manifest=None, dest=None, names=None)->list[dict]:
@@ -205,7 +240,8 @@ def _run_fetch(args)->int:
     m, failed = load_manifest(args.manifest), []
     for name in args.name:            # every name is tried; the failures are reported together, in one error line
         try: print(f"{name}: {fetch(name, m, dest=args.dest, progress=sys.stderr.isatty())}")
-        except DataError as err: failed.append(f"{name!r}: {' '.join(str(err).split())}")
+        except DataError as err:
+            msg = " ".join(str(err).split()); failed.append(msg if repr(name) in msg else f"{name!r}: {msg}")
     if failed: raise DataError(f"{len(failed)} of {len(args.name)} entries not fetched: " + "; ".join(failed))
     return 0
 
