@@ -14,7 +14,7 @@ from .tokenizer import RNATokenizer
 from .files import atomic_write_text   # every write in the package goes through resm.files
 
 # %% auto 0
-__all__ = ['BRACKETS', 'OPENERS', 'CLOSERS', 'UNPAIRED', 'GAPS', 'open_text', 'normalize_seq', 'RNARecord',
+__all__ = ['BRACKETS', 'OPENERS', 'CLOSERS', 'UNPAIRED', 'GAPS', 'STOCKHOLM_HEADER', 'open_text', 'normalize_seq', 'RNARecord',
            'pairs_from_dotbracket', 'check_pairs', 'TierError', 'dotbracket_from_pairs', 'fasta_pairs', 'iter_fasta',
            'read_fasta', 'write_fasta', 'project_structure', 'wuss_angles', 'read_stockholm', 'one_base', 'parse_bpseq',
            'format_bpseq', 'read_bpseq', 'write_bpseq', 'parse_ct', 'format_ct', 'read_ct', 'write_ct']
@@ -181,17 +181,26 @@ def project_structure(aligned_seq:str,      # one aligned row (gaps . - _ ~)
     return seq, dotbracket_from_pairs(pairs, len(seq), id)
 
 # %% ../nbs/02_io.ipynb
-def _family_names(path)->list[str|None]:
-    "One family name (`#=GF ID`, else `#=GF AC`) per `//`-terminated alignment in a Stockholm file."
-    names, gf = [], {}
-    with open_text(path) as f:
-        for line in f:
-            if line.startswith("#=GF "):
-                parts = line.split(None, 2)
-                if len(parts) == 3 and parts[1] in ("ID", "AC"): gf.setdefault(parts[1], parts[2].strip())
-            elif line.startswith("//"):
-                names.append(gf.get("ID") or gf.get("AC")); gf = {}
-    return names
+STOCKHOLM_HEADER = "# STOCKHOLM 1.0"
+
+def _alignment_blocks(f # open Stockholm text
+                     )->Iterator[tuple[int,str,str|None,bool]]: # (first line, text, family, has sequence rows) per alignment
+    "Cut Stockholm text at its `//` lines; between alignments, lines up to the next header belong to none (as in Biopython)."
+    lines, gf, rows, start, between = [], {}, False, 0, False
+    for n, line in enumerate(f, 1):
+        s = line.strip()
+        if not lines:
+            if not s or (between and s != STOCKHOLM_HEADER): continue
+            start = n
+        lines.append(line)
+        if s.startswith("#=GF "):
+            parts = s.split(None, 2)
+            if len(parts) == 3 and parts[1] in ("ID", "AC"): gf.setdefault(parts[1], parts[2].strip())
+        elif s == "//":
+            yield start, "".join(lines), gf.get("ID") or gf.get("AC"), rows
+            lines, gf, rows, between = [], {}, False, True
+        elif s and not s.startswith("#"): rows = True
+    if lines: yield start, "".join(lines), gf.get("ID") or gf.get("AC"), rows
 
 def _stem(path): return Path(path).name.split(".")[0]
 
@@ -201,26 +210,30 @@ def wuss_angles(ss:str)->str:
     first = next((ch for ch in ss if ch in "<>"), "<")
     return ss if first == "<" else ss.translate(str.maketrans("<>", "><"))
 
+def _alignment_records(aln, fam:str, consensus_only:bool)->list[RNARecord]:
+    cons, out = aln.column_annotations.get("secondary_structure"), []
+    for rec in aln:
+        ss = None if consensus_only else rec.letter_annotations.get("secondary_structure")
+        ss = wuss_angles(ss or cons) if (ss or cons) else None   # each line may use either angle convention
+        if ss is None: out.append(RNARecord(rec.id, normalize_seq("".join(c for c in str(rec.seq) if c not in GAPS), rec.id), None, fam))
+        else: out.append(RNARecord(rec.id, *project_structure(str(rec.seq), ss, rec.id), fam))
+    return out
+
 def read_stockholm(path:str|Path,           # Stockholm file (optionally `.gz`), one or more alignments
                    family:str|None=None,    # family name to use when the file has no `#=GF ID`/`AC` (default: file stem)
                    consensus_only:bool=False # ignore `#=GR SS` and project `#=GC SS_cons` for every sequence
                   )->list[RNARecord]:       # every sequence of every alignment
     "Read Rfam-style Stockholm: ungapped sequences with per-sequence `#=GR SS` or projected `SS_cons`."
+    out, where = [], ""
     try:
-        with open_text(path) as f: alignments = list(AlignIO.parse(f, "stockholm"))
+        with open_text(path) as f:
+            for k, (start, text, fam, rows) in enumerate(_alignment_blocks(f), 1):
+                if not rows: continue                     # an alignment without sequences: nothing to read, the next ones still are
+                where = f"alignment {k} (from line {start}): "
+                out += _alignment_records(AlignIO.read(io.StringIO(text), "stockholm"), fam or family or _stem(path), consensus_only)
     except FileNotFoundError: raise
-    except (OSError, EOFError, ValueError) as e: raise ValueError(f"{path}: {' '.join(str(e).split()) or type(e).__name__}") from None   # a damaged file names itself
-    names = _family_names(path)
-    names += [None] * (len(alignments) - len(names))
-    out = []
-    for aln, fam in zip(alignments, names):
-        fam = fam or family or _stem(path)
-        cons = aln.column_annotations.get("secondary_structure")
-        for rec in aln:
-            ss = None if consensus_only else rec.letter_annotations.get("secondary_structure")
-            ss = wuss_angles(ss or cons) if (ss or cons) else None   # each line may use either angle convention
-            if ss is None: out.append(RNARecord(rec.id, normalize_seq("".join(c for c in str(rec.seq) if c not in GAPS), rec.id), None, fam))
-            else: out.append(RNARecord(rec.id, *project_structure(str(rec.seq), ss, rec.id), fam))
+    except (OSError, EOFError, ValueError) as e:          # a damaged file names itself and the alignment
+        raise ValueError(f"{path}: {where}{' '.join(str(e).split()) or type(e).__name__}") from None
     return out
 
 # %% ../nbs/02_io.ipynb
