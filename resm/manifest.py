@@ -4,7 +4,7 @@
 
 # %% ../nbs/03a_manifest.ipynb 2
 from __future__ import annotations
-import lzma, os, re, shutil, sys, tarfile, tempfile, zipfile, zlib
+import difflib, lzma, os, re, shutil, sys, tarfile, tempfile, zipfile, zlib
 from importlib.resources import files
 from pathlib import Path
 from urllib.parse import urlparse
@@ -15,7 +15,8 @@ import yaml
 # %% auto 0
 __all__ = ['PKG_DIR', 'ASSETS_DIR', 'REQUIRED', 'BUNDLED_REQUIRED', 'UNPACKED_FROM', 'default_manifest', 'cache_dir', 'DataError',
            'ChecksumError', 'validate_manifest', 'load_manifest', 'entry_filename', 'entry_path', 'sha256sum',
-           'ArchiveError', 'extract_dir', 'unpacked_from', 'safe_extract', 'fetch', 'verify', 'add_cli']
+           'unknown_entry', 'ArchiveError', 'extract_dir', 'unpacked_from', 'safe_extract', 'folder_note', 'fetch',
+           'verify', 'add_cli']
 
 # %% ../nbs/03a_manifest.ipynb
 PKG_DIR = Path(str(files("resm"))).resolve()
@@ -92,6 +93,12 @@ def sha256sum(path:str|Path)->str:
     "SHA-256 of a file (pooch's streaming hash)."
     return pooch.file_hash(str(path), alg="sha256")
 
+def unknown_entry(name:str, known)->DataError:
+    "The error for a name the manifest does not have, with the closest known names first."
+    known = sorted(known); close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    return DataError(f"unknown dataset {name!r}; {hint}known: {', '.join(known)}")
+
 def _aside(path:Path, suffix:str=".corrupt")->Path:
     "A free name next to `path` ending in `suffix` (then `suffix`1, `suffix`2, ...)."
     k, cand = 0, path.with_name(path.name + suffix)
@@ -165,9 +172,14 @@ def _offline_msg(name, e, target, why):
             f"If this machine is offline, download\n  {e['url']}\nelsewhere and put the file at\n  {target}{h}\n"
             f"then run `resm data verify {name}`.")
 
+def folder_note(name:str, path:Path)->str:
+    "Why a folder put in place of an entry with a sha256 is not hashed."
+    return f"{name!r} is a folder ({path}): the manifest's sha256 is that of a single file, so the folder's contents are not checked"
+
 def _check_file(name, e, path:Path, target:Path|None=None)->Path:
     "Verify `path` against the manifest; on mismatch move it aside to `target`.corrupt and raise `ChecksumError`."
     if not e.get("sha256"): return path
+    if path.is_dir(): print(f"note: {folder_note(name, path)}", file=sys.stderr); return path   # manual entries may be unpacked folders
     actual = sha256sum(path)
     if actual != e["sha256"]:
         bad = _aside(target or path); os.replace(path, bad)
@@ -184,7 +196,7 @@ def fetch(name:str,                 # manifest entry
          )->Path:                   # verified local file (or extracted folder for `extract: true`)
     "Download entry `name` into the cache, verify its sha256, and unpack it if it is an archive."
     m = manifest if isinstance(manifest, dict) else load_manifest(manifest)
-    if name not in m["entries"]: raise DataError(f"unknown dataset {name!r}; known: {', '.join(sorted(m['entries']))}")
+    if name not in m["entries"]: raise unknown_entry(name, m["entries"])
     e = m["entries"][name]; target = entry_path(name, e, dest)
     if target.exists():
         try: return _finish(name, e, _check_file(name, e, target), e.get("sha256"))
@@ -201,7 +213,7 @@ def fetch(name:str,                 # manifest entry
 
 def _finish(name, e, path:Path, sha256=None)->Path:
     "The file, or for `extract: true` its unpacked folder; a file that is no archive is moved aside to `.bad`."
-    if not e.get("extract"): return path
+    if not e.get("extract") or path.is_dir(): return path
     try: return safe_extract(path, sha256=sha256)
     except ArchiveError as err:
         bad = _aside(path, ".bad"); os.replace(path, bad)
@@ -209,19 +221,25 @@ def _finish(name, e, path:Path, sha256=None)->Path:
 
 # %% ../nbs/03a_manifest.ipynb
 def verify(manifest=None, dest=None, names=None)->list[dict]:
-    "Re-hash what is present locally (cache and bundled assets): rows of name, path, status ∈ ok|mismatch|unverified|missing."
+    "Re-hash what is present locally (cache and bundled assets): rows of name, path, status ∈ ok|mismatch|unverified|missing, note."
     m = manifest if isinstance(manifest, dict) else load_manifest(manifest)
+    known = [*m["entries"], *(m.get("bundled") or {})]
+    for n in names or []:
+        if n not in known: raise unknown_entry(n, known)
     rows = []
     for name, e in m["entries"].items():
         if names and name not in names: continue
-        p = entry_path(name, e, dest)
-        st = "missing" if not p.exists() else "unverified" if not e.get("sha256") else "ok" if sha256sum(p) == e["sha256"] else "mismatch"
-        rows.append(dict(name=name, path=str(p), status=st, expected=e.get("sha256"), kind=e["kind"]))
+        p, note = entry_path(name, e, dest), ""
+        if not p.exists(): st = "missing"
+        elif not e.get("sha256"): st = "unverified"
+        elif p.is_dir(): st, note = "unverified", folder_note(name, p)
+        else: st = "ok" if sha256sum(p) == e["sha256"] else "mismatch"
+        rows.append(dict(name=name, path=str(p), status=st, expected=e.get("sha256"), kind=e["kind"], note=note))
     for name, e in (m.get("bundled") or {}).items():
         if names and name not in names: continue
         p = ASSETS_DIR/name
         st = "missing" if not p.exists() else "ok" if sha256sum(p) == e["sha256"] else "mismatch"
-        rows.append(dict(name=name, path=str(p), status=st, expected=e["sha256"], kind="bundled"))
+        rows.append(dict(name=name, path=str(p), status=st, expected=e["sha256"], kind="bundled", note=""))
     return rows
 
 # %% ../nbs/03a_manifest.ipynb
@@ -248,10 +266,11 @@ def _run_fetch(args)->int:
 def _run_verify(args)->int:
     rows = verify(args.manifest, args.dest, args.name or None)
     for r in rows:
-        if r["status"] != "missing" or args.name: print(f"{r['status']:10s} {r['name']:40s} {r['path']}")
+        if r["status"] != "missing" or args.name: print(f"{r['status']:10s} {r['name']:40s} {r['path']}" + (f"  ({r['note']})" if r["note"] else ""))
     bad = [r for r in rows if r["status"] == "mismatch" or (args.name and r["status"] == "missing")]
-    for r in bad: print(f"error: {r['name']} is {r['status']} (expected sha256 {r['expected']})", file=sys.stderr)
-    return 2 if bad else 0
+    if bad: raise DataError(f"{len(bad)} of {len(rows)} entries failed: " + "; ".join(     # one `resm data: error:` line, like fetch
+        f"{r['name']!r} is {r['status']}" + (f" (expected sha256 {r['expected']})" if r["expected"] else "") for r in bad))
+    return 0
 
 def _run_stand_in(args)->int:
     from resm.datasets import write_stand_ins   # the dataset layer (03b) knows the formats

@@ -150,6 +150,24 @@ def test_verify_detects_corruption(tmp_path, capsys):
     assert _cli("data", "verify", "--manifest", str(m), "--dest", str(dest)) == 2
     assert SHA in capsys.readouterr().err
 
+def test_verify_unknown_name_and_missing_entry(tmp_path, capsys):
+    m = _manifest(tmp_path, rfam_seed=_entry("http://127.0.0.1:9/Rfam.seed.gz", SHA))
+    assert _cli("data", "verify", "rfam_sed", "--manifest", str(m), "--dest", str(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("resm data: error: unknown dataset 'rfam_sed'; did you mean rfam_seed?") and err.count("\n") == 1
+    assert _cli("data", "verify", "rfam_seed", "--manifest", str(m), "--dest", str(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("resm data: error: 1 of 1 entries failed: 'rfam_seed' is missing") and err.count("\n") == 1
+
+def test_verify_folder_with_sha256(tmp_path, capsys):
+    dest = tmp_path / "cache"; (dest / "kit").mkdir(parents=True); (dest / "kit" / "a.txt").write_text("a")
+    (dest / "f.bin").write_bytes(BODY)
+    m = _manifest(tmp_path, kit=_entry("https://example.org/record", "0" * 64, manual=True), f=_entry("http://127.0.0.1:9/f.bin", SHA))
+    assert _cli("data", "verify", "--manifest", str(m), "--dest", str(dest)) == 0
+    out = capsys.readouterr().out
+    assert "unverified kit" in out and "is a folder" in out and "ok         f " in out
+    assert fetch("kit", m, dest=dest) == dest / "kit" and "'kit' is a folder" in capsys.readouterr().err
+
 def test_repository_manifest():
     m = load_manifest()
     e = m["entries"]
