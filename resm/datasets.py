@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from Bio.SeqIO.FastaIO import SimpleFastaParser
-from .io import (RNARecord, normalize_seq, open_text, pairs_from_dotbracket, read_bpseq, read_ct, read_stockholm,
+from .io import (RNARecord, normalize_seq, one_base, open_text, pairs_from_dotbracket, read_bpseq, read_ct, read_stockholm,
                      format_bpseq, format_ct)
 from .files import atomic_path, atomic_write_bytes, atomic_write_text
 
@@ -81,12 +81,17 @@ def _kind(p:Path)->str:
 def _stem(p:Path)->str: return re.sub(r"(\.gz)$", "", p.name, flags=re.I).rsplit(".", 1)[0]
 
 def sniff_structure_format(path:Path)->str:
-    "The format of a structure file without a suffix, from its first line: '.st' (#Name:/>), '.ct' (length and title) or '.bpseq'."
-    with open_text(path) as f: first = next((l.split() for l in f if l.strip() and not l.startswith("# ")), [])
-    if first and (first[0].startswith("#") or first[0].startswith(">")): return ".st"
-    if len(first) == 3 and first[0].isdigit() and first[2].lstrip("-").isdigit(): return ".bpseq"
-    if first and first[0].isdigit(): return ".ct"
-    raise ValueError(f"{path}: no suffix, and the first line is neither a bpRNA/dot-bracket header, a bpseq line nor a CT header")
+    "The format of a structure file without a suffix, from its first data line: '.bpseq' (index base partner), '.ct' (length and title) or '.st' (sequence letters)."
+    with open_text(path) as f:
+        for line in f:
+            s = line.strip()
+            if not s or s.startswith(("#", ">")): continue                  # blank, comment, `#Name:` or FASTA-style header
+            f3 = s.split()
+            if f3[0].isdigit():
+                return ".bpseq" if len(f3) == 3 and one_base(f3[1]) and f3[2].lstrip("-").isdigit() else ".ct"
+            if s.isalpha(): return ".st"                                     # the sequence line of a bpRNA .st or dot-bracket file
+            # anything else is a header line, e.g. CRW's "Filename: ..." and "Organism: ..."
+    raise ValueError(f"{path}: no suffix, and no line is a bpseq line ('index base partner'), a CT header or a sequence line")
 
 def read_structures(path:str|Path # a `.st`, `.dbn`/`.db`/`.dot`, `.bpseq` or `.ct` file (optionally `.gz`); no suffix: sniffed
                    )->list[RNARecord]:
