@@ -166,7 +166,8 @@ def read_a2m_queries(path:str|Path,         # the authors' data_path, or a folde
         if not files: raise FileNotFoundError(f"{path}: no .a2m files (and no {A2M_IDS})")
         return [(f.stem, _a2m_query(f)[1]) for f in files]
     out = []
-    for n, line in enumerate(Path(ids).read_text().splitlines(), 1):
+    with open_text(ids) as f: lines = f.read().splitlines()   # UTF-8 (a byte-order mark is not part of the first id); .gz too
+    for n, line in enumerate(lines, 1):
         rid = line.strip()
         if not rid: continue
         f = msa/f"{rid}.a2m"

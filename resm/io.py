@@ -20,12 +20,43 @@ __all__ = ['BRACKETS', 'OPENERS', 'CLOSERS', 'UNPAIRED', 'GAPS', 'STOCKHOLM_HEAD
            'format_bpseq', 'read_bpseq', 'write_bpseq', 'parse_ct', 'format_ct', 'read_ct', 'write_ct']
 
 # %% ../nbs/02_io.ipynb
-def open_text(path:str|Path # plain or `.gz` text file
+def _is_gz(path:Path)->bool: return path.suffix.lower() == ".gz"
+
+def _not_utf8_at(path:Path)->str:
+    "Where the first byte that is not UTF-8 sits: 'line N, column C: byte 0xXX' and the '>' record it is in."
+    rid = None
+    with (gzip.open if _is_gz(path) else open)(path, "rb") as b:
+        for n, line in enumerate(b, 1):
+            if line.startswith(b">"): rid = (line[1:].split() or [b""])[0].decode("utf-8", "replace") or None
+            try: line.decode("utf-8")
+            except UnicodeDecodeError as e:
+                return f"line {n}, column {e.start + 1}: byte 0x{line[e.start]:02x}" + (f" (in record {rid})" if rid else "")
+    return ""
+
+class _Text(io.TextIOWrapper):
+    "UTF-8 text whose decoding errors name the file, line and column instead of an offset in a decoding block."
+    def __init__(self, buffer, path:Path):
+        super().__init__(buffer, encoding="utf-8-sig", newline=None); self._path = path   # -sig: a leading byte-order mark is not text
+    def _error(self, e): return ValueError(f"{self._path}: {_not_utf8_at(self._path) or e} is not UTF-8 text (save the file as UTF-8)")
+    def __next__(self):
+        try: return super().__next__()
+        except UnicodeDecodeError as e: raise self._error(e) from None
+    def read(self, *a):
+        try: return super().read(*a)
+        except UnicodeDecodeError as e: raise self._error(e) from None
+    def readline(self, *a):
+        try: return super().readline(*a)
+        except UnicodeDecodeError as e: raise self._error(e) from None
+    def readlines(self, *a):
+        try: return super().readlines(*a)
+        except UnicodeDecodeError as e: raise self._error(e) from None
+
+# %% ../nbs/02_io.ipynb
+def open_text(path:str|Path # plain or `.gz` text file (`.GZ` too)
              ):             # text handle with universal newlines
-    "Open `path` for reading text, transparently un-gzipping `.gz` files."
+    "Open `path` for reading UTF-8 text, transparently un-gzipping `.gz` files."
     path = Path(path)
-    if path.suffix == ".gz": return gzip.open(path, "rt", encoding="utf-8-sig", newline=None)
-    return open(path, "r", encoding="utf-8-sig", newline=None)   # -sig: a leading byte-order mark is not text
+    return _Text(gzip.open(path, "rb") if _is_gz(path) else open(path, "rb"), path)
 
 # %% ../nbs/02_io.ipynb
 _TOK = None
@@ -233,7 +264,8 @@ def read_stockholm(path:str|Path,           # Stockholm file (optionally `.gz`),
                 out += _alignment_records(AlignIO.read(io.StringIO(text), "stockholm"), fam or family or _stem(path), consensus_only)
     except FileNotFoundError: raise
     except (OSError, EOFError, ValueError) as e:          # a damaged file names itself and the alignment
-        raise ValueError(f"{path}: {where}{' '.join(str(e).split()) or type(e).__name__}") from None
+        msg = " ".join(str(e).split()) or type(e).__name__
+        raise ValueError(msg if msg.startswith(f"{path}: ") else f"{path}: {where}{msg}") from None
     return out
 
 # %% ../nbs/02_io.ipynb
