@@ -320,28 +320,36 @@ def write_bpseq(path:str|Path, rec:RNARecord)->Path:
     return atomic_write_text(path, format_bpseq(rec))
 
 # %% ../nbs/02_io.ipynb
+def _ct_base_line(line:str)->bool:
+    "Whether a line has the six columns of a CT base line: index, one letter, then four whole numbers."
+    f = line.split()
+    return len(f) == 6 and f[0].isdigit() and one_base(f[1]) and all(x.lstrip("-").isdigit() for x in f[2:])
+
 def parse_ct(text:str,           # CT file contents
              id:str="ct"         # id used when a header has no title
             )->list[RNARecord]:  # one record per structure in the file
     "Parse one or more CT blocks."
-    lines = [l for l in text.splitlines() if l.strip()]
-    out, k = [], 0
+    lines = [(ln, l) for ln, l in enumerate(text.splitlines(), 1) if l.strip()]   # (line of the file, text)
+    out, k, prev = [], 0, None
     while k < len(lines):
-        head = lines[k].split(None, 1)
-        if not head[0].isdigit(): raise ValueError(f"ct {id}: line {k+1} should start a structure with its length: {lines[k]!r}")
+        hl, h = lines[k]; head = h.split(None, 1)
+        if not head[0].isdigit(): raise ValueError(f"ct {id}: line {hl} should start a structure with its length: {h!r}")
+        if _ct_base_line(h):
+            why = f"structure {prev} has more base lines than its header says" if prev else "the file has no 'length title' header"
+            raise ValueError(f"ct {id}: line {hl} is a base line where a header should be ({why}): {h!r}")
         n = int(head[0]); rid = head[1].strip() if len(head) > 1 else id
         body = lines[k+1:k+1+n]
-        if len(body) != n: raise ValueError(f"ct {rid}: header says {n} bases but {len(body)} lines follow")
+        if len(body) != n: raise ValueError(f"ct {rid}: header says {n} bases but {len(body)} lines follow (header on line {hl})")
         bases, partner = [], {}
-        for m, line in enumerate(body, 1):
+        for m, (ln, line) in enumerate(body, 1):
             f = line.split()
             if len(f) < 6 or not (f[0].isdigit() and f[4].isdigit()) or int(f[0]) != m:
-                raise ValueError(f"ct {rid}: base line {m} is not 'index base prev next partner natural': {line!r}")
-            if not one_base(f[1]): raise ValueError(f"ct {rid}: base line {m}: the base {f[1]!r} is not one nucleotide letter")
+                raise ValueError(f"ct {rid}: line {ln} (base {m}) is not 'index base prev next partner natural': {line!r}")
+            if not one_base(f[1]): raise ValueError(f"ct {rid}: line {ln} (base {m}): the base {f[1]!r} is not one nucleotide letter")
             bases.append(f[1]); partner[m] = int(f[4])
         seq = normalize_seq("".join(bases), rid)
         out.append(RNARecord(rid, seq, dotbracket_from_pairs(_pairs_from_partner(partner, n, rid, "ct"), n, rid)))
-        k += n + 1
+        k, prev = k + n + 1, rid
     return out
 
 def format_ct(rec:RNARecord, # the record (its sequence; its structure unless `pairs` is given)
