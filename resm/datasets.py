@@ -4,7 +4,7 @@
 
 # %% ../nbs/03b_datasets.ipynb 3
 from __future__ import annotations
-import gzip, io, os, re, shutil, tarfile, zipfile
+import gzip, io, os, re, shutil, sys, tarfile, zipfile
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -251,18 +251,28 @@ def load_dataset(name:str, manifest=None, dest=None)->pd.DataFrame:
     return df
 
 # %% ../nbs/03b_datasets.ipynb
+def _seq_key(s)->str: return str(s).upper().replace("T", "U")
+
 def with_probe_splits(df:pd.DataFrame,         # evaluated table
                       probe:pd.DataFrame,      # table whose train/val splits provide lr/val
                       n_lr:int=40,             # sequences moved to `lr`
                       seed:int=0)->pd.DataFrame:
-    "Add `lr` rows (from probe's train) and, when df has none, `val` rows (from probe's val)."
+    "Add `lr` rows (from probe's train) and, when df has none, `val` rows (from probe's val); borrowed rows never repeat a test sequence."
     from resm.data import seq_rank
+    own, overlap = probe is df, 0
+    if not own:                                    # borrowed from another set: leave out its copies of df's test RNAs
+        test = set(df.sequence[df.split == "test"].map(_seq_key))
+        same = probe.sequence.map(_seq_key).isin(test)
+        used = (probe.split == "train") | ((probe.split == "val") & (not (df.split == "val").any()))
+        overlap, probe = int((same & used).sum()), probe[~same]
     tr = probe[probe.split == "train"]
     tr = tr.assign(_r=[seq_rank(s, seed) for s in tr.sequence]).sort_values("_r").drop(columns="_r")
-    parts = [df[df.split != "train"] if probe is df else df, tr.head(n_lr).assign(split="lr")]
-    if probe is df: parts.append(tr.iloc[n_lr:])
+    parts = [df[df.split != "train"] if own else df, tr.head(n_lr).assign(split="lr")]
+    if own: parts.append(tr.iloc[n_lr:])
     if not (df.split == "val").any(): parts.append(probe[probe.split == "val"])
-    return pd.concat(parts, ignore_index=True)
+    out = pd.concat(parts, ignore_index=True)
+    out.attrs["probe_overlap"] = overlap           # borrowed train/val rows left out for repeating a test sequence
+    return out
 
 PROBE_LR = 30  # lr sequences added to a manifest table for the zero-shot probe (as many as the mini benchmark's lr split)
 
@@ -279,6 +289,9 @@ def dataset_csv(spec:str,           # "data:ENTRY" for a manifest dataset; anyth
     if n_lr:
         has_train = (df.split == "train").any()
         df = with_probe_splits(df, df if has_train else load_dataset(probe), n_lr, seed)
+        if df.attrs["probe_overlap"]:
+            print(f"note: {df.attrs['probe_overlap']} train/val rows of {probe} share their sequence with a test sequence of {name} "
+                  "and were left out of its lr/val rows", file=sys.stderr)
     path = Path(out_dir)/f"{name}{f'-lr{n_lr}' if n_lr else ''}.csv"
     atomic_write_text(path, df.to_csv(index=False))
     return str(path)
