@@ -4,12 +4,12 @@
 
 # %% ../nbs/03b_datasets.ipynb 3
 from __future__ import annotations
-import gzip, io, os, re, shutil, tarfile, zipfile
+import gzip, io, os, re, shutil, sys, tarfile, zipfile
 from pathlib import Path
 import numpy as np
 import pandas as pd
 from Bio.SeqIO.FastaIO import SimpleFastaParser
-from .io import (RNARecord, normalize_seq, open_text, pairs_from_dotbracket, read_bpseq, read_ct, read_stockholm,
+from .io import (RNARecord, normalize_seq, one_base, open_text, pairs_from_dotbracket, read_bpseq, read_ct, read_stockholm,
                      format_bpseq, format_ct)
 from .files import atomic_path, atomic_write_bytes, atomic_write_text
 
@@ -81,12 +81,17 @@ def _kind(p:Path)->str:
 def _stem(p:Path)->str: return re.sub(r"(\.gz)$", "", p.name, flags=re.I).rsplit(".", 1)[0]
 
 def sniff_structure_format(path:Path)->str:
-    "The format of a structure file without a suffix, from its first line: '.st' (#Name:/>), '.ct' (length and title) or '.bpseq'."
-    with open_text(path) as f: first = next((l.split() for l in f if l.strip() and not l.startswith("# ")), [])
-    if first and (first[0].startswith("#") or first[0].startswith(">")): return ".st"
-    if len(first) == 3 and first[0].isdigit() and first[2].lstrip("-").isdigit(): return ".bpseq"
-    if first and first[0].isdigit(): return ".ct"
-    raise ValueError(f"{path}: no suffix, and the first line is neither a bpRNA/dot-bracket header, a bpseq line nor a CT header")
+    "The format of a structure file without a suffix, from its first data line: '.bpseq' (index base partner), '.ct' (length and title) or '.st' (sequence letters)."
+    with open_text(path) as f:
+        for line in f:
+            s = line.strip()
+            if not s or s.startswith(("#", ">")): continue                  # blank, comment, `#Name:` or FASTA-style header
+            f3 = s.split()
+            if f3[0].isdigit():
+                return ".bpseq" if len(f3) == 3 and one_base(f3[1]) and f3[2].lstrip("-").isdigit() else ".ct"
+            if s.isalpha(): return ".st"                                     # the sequence line of a bpRNA .st or dot-bracket file
+            # anything else is a header line, e.g. CRW's "Filename: ..." and "Organism: ..."
+    raise ValueError(f"{path}: no suffix, and no line is a bpseq line ('index base partner'), a CT header or a sequence line")
 
 def read_structures(path:str|Path # a `.st`, `.dbn`/`.db`/`.dot`, `.bpseq` or `.ct` file (optionally `.gz`); no suffix: sniffed
                    )->list[RNARecord]:
@@ -161,7 +166,8 @@ def read_a2m_queries(path:str|Path,         # the authors' data_path, or a folde
         if not files: raise FileNotFoundError(f"{path}: no .a2m files (and no {A2M_IDS})")
         return [(f.stem, _a2m_query(f)[1]) for f in files]
     out = []
-    for n, line in enumerate(Path(ids).read_text().splitlines(), 1):
+    with open_text(ids) as f: lines = f.read().splitlines()   # UTF-8 (a byte-order mark is not part of the first id); .gz too
+    for n, line in enumerate(lines, 1):
         rid = line.strip()
         if not rid: continue
         f = msa/f"{rid}.a2m"
@@ -245,18 +251,28 @@ def load_dataset(name:str, manifest=None, dest=None)->pd.DataFrame:
     return df
 
 # %% ../nbs/03b_datasets.ipynb
+def _seq_key(s)->str: return str(s).upper().replace("T", "U")
+
 def with_probe_splits(df:pd.DataFrame,         # evaluated table
                       probe:pd.DataFrame,      # table whose train/val splits provide lr/val
                       n_lr:int=40,             # sequences moved to `lr`
                       seed:int=0)->pd.DataFrame:
-    "Add `lr` rows (from probe's train) and, when df has none, `val` rows (from probe's val)."
+    "Add `lr` rows (from probe's train) and, when df has none, `val` rows (from probe's val); borrowed rows never repeat a test sequence."
     from resm.data import seq_rank
+    own, overlap = probe is df, 0
+    if not own:                                    # borrowed from another set: leave out its copies of df's test RNAs
+        test = set(df.sequence[df.split == "test"].map(_seq_key))
+        same = probe.sequence.map(_seq_key).isin(test)
+        used = (probe.split == "train") | ((probe.split == "val") & (not (df.split == "val").any()))
+        overlap, probe = int((same & used).sum()), probe[~same]
     tr = probe[probe.split == "train"]
     tr = tr.assign(_r=[seq_rank(s, seed) for s in tr.sequence]).sort_values("_r").drop(columns="_r")
-    parts = [df[df.split != "train"] if probe is df else df, tr.head(n_lr).assign(split="lr")]
-    if probe is df: parts.append(tr.iloc[n_lr:])
+    parts = [df[df.split != "train"] if own else df, tr.head(n_lr).assign(split="lr")]
+    if own: parts.append(tr.iloc[n_lr:])
     if not (df.split == "val").any(): parts.append(probe[probe.split == "val"])
-    return pd.concat(parts, ignore_index=True)
+    out = pd.concat(parts, ignore_index=True)
+    out.attrs["probe_overlap"] = overlap           # borrowed train/val rows left out for repeating a test sequence
+    return out
 
 PROBE_LR = 30  # lr sequences added to a manifest table for the zero-shot probe (as many as the mini benchmark's lr split)
 
@@ -273,6 +289,9 @@ def dataset_csv(spec:str,           # "data:ENTRY" for a manifest dataset; anyth
     if n_lr:
         has_train = (df.split == "train").any()
         df = with_probe_splits(df, df if has_train else load_dataset(probe), n_lr, seed)
+        if df.attrs["probe_overlap"]:
+            print(f"note: {df.attrs['probe_overlap']} train/val rows of {probe} share their sequence with a test sequence of {name} "
+                  "and were left out of its lr/val rows", file=sys.stderr)
     path = Path(out_dir)/f"{name}{f'-lr{n_lr}' if n_lr else ''}.csv"
     atomic_write_text(path, df.to_csv(index=False))
     return str(path)

@@ -14,18 +14,49 @@ from .tokenizer import RNATokenizer
 from .files import atomic_write_text   # every write in the package goes through resm.files
 
 # %% auto 0
-__all__ = ['BRACKETS', 'OPENERS', 'CLOSERS', 'UNPAIRED', 'GAPS', 'open_text', 'normalize_seq', 'RNARecord',
+__all__ = ['BRACKETS', 'OPENERS', 'CLOSERS', 'UNPAIRED', 'GAPS', 'STOCKHOLM_HEADER', 'open_text', 'normalize_seq', 'RNARecord',
            'pairs_from_dotbracket', 'check_pairs', 'TierError', 'dotbracket_from_pairs', 'fasta_pairs', 'iter_fasta',
            'read_fasta', 'write_fasta', 'project_structure', 'wuss_angles', 'read_stockholm', 'one_base', 'parse_bpseq',
            'format_bpseq', 'read_bpseq', 'write_bpseq', 'parse_ct', 'format_ct', 'read_ct', 'write_ct']
 
 # %% ../nbs/02_io.ipynb
-def open_text(path:str|Path # plain or `.gz` text file
+def _is_gz(path:Path)->bool: return path.suffix.lower() == ".gz"
+
+def _not_utf8_at(path:Path)->str:
+    "Where the first byte that is not UTF-8 sits: 'line N, column C: byte 0xXX' and the '>' record it is in."
+    rid = None
+    with (gzip.open if _is_gz(path) else open)(path, "rb") as b:
+        for n, line in enumerate(b, 1):
+            if line.startswith(b">"): rid = (line[1:].split() or [b""])[0].decode("utf-8", "replace") or None
+            try: line.decode("utf-8")
+            except UnicodeDecodeError as e:
+                return f"line {n}, column {e.start + 1}: byte 0x{line[e.start]:02x}" + (f" (in record {rid})" if rid else "")
+    return ""
+
+class _Text(io.TextIOWrapper):
+    "UTF-8 text whose decoding errors name the file, line and column instead of an offset in a decoding block."
+    def __init__(self, buffer, path:Path):
+        super().__init__(buffer, encoding="utf-8-sig", newline=None); self._path = path   # -sig: a leading byte-order mark is not text
+    def _error(self, e): return ValueError(f"{self._path}: {_not_utf8_at(self._path) or e} is not UTF-8 text (save the file as UTF-8)")
+    def __next__(self):
+        try: return super().__next__()
+        except UnicodeDecodeError as e: raise self._error(e) from None
+    def read(self, *a):
+        try: return super().read(*a)
+        except UnicodeDecodeError as e: raise self._error(e) from None
+    def readline(self, *a):
+        try: return super().readline(*a)
+        except UnicodeDecodeError as e: raise self._error(e) from None
+    def readlines(self, *a):
+        try: return super().readlines(*a)
+        except UnicodeDecodeError as e: raise self._error(e) from None
+
+# %% ../nbs/02_io.ipynb
+def open_text(path:str|Path # plain or `.gz` text file (`.GZ` too)
              ):             # text handle with universal newlines
-    "Open `path` for reading text, transparently un-gzipping `.gz` files."
+    "Open `path` for reading UTF-8 text, transparently un-gzipping `.gz` files."
     path = Path(path)
-    if path.suffix == ".gz": return gzip.open(path, "rt", encoding="utf-8-sig", newline=None)
-    return open(path, "r", encoding="utf-8-sig", newline=None)   # -sig: a leading byte-order mark is not text
+    return _Text(gzip.open(path, "rb") if _is_gz(path) else open(path, "rb"), path)
 
 # %% ../nbs/02_io.ipynb
 _TOK = None
@@ -181,17 +212,26 @@ def project_structure(aligned_seq:str,      # one aligned row (gaps . - _ ~)
     return seq, dotbracket_from_pairs(pairs, len(seq), id)
 
 # %% ../nbs/02_io.ipynb
-def _family_names(path)->list[str|None]:
-    "One family name (`#=GF ID`, else `#=GF AC`) per `//`-terminated alignment in a Stockholm file."
-    names, gf = [], {}
-    with open_text(path) as f:
-        for line in f:
-            if line.startswith("#=GF "):
-                parts = line.split(None, 2)
-                if len(parts) == 3 and parts[1] in ("ID", "AC"): gf.setdefault(parts[1], parts[2].strip())
-            elif line.startswith("//"):
-                names.append(gf.get("ID") or gf.get("AC")); gf = {}
-    return names
+STOCKHOLM_HEADER = "# STOCKHOLM 1.0"
+
+def _alignment_blocks(f # open Stockholm text
+                     )->Iterator[tuple[int,str,str|None,bool]]: # (first line, text, family, has sequence rows) per alignment
+    "Cut Stockholm text at its `//` lines; between alignments, lines up to the next header belong to none (as in Biopython)."
+    lines, gf, rows, start, between = [], {}, False, 0, False
+    for n, line in enumerate(f, 1):
+        s = line.strip()
+        if not lines:
+            if not s or (between and s != STOCKHOLM_HEADER): continue
+            start = n
+        lines.append(line)
+        if s.startswith("#=GF "):
+            parts = s.split(None, 2)
+            if len(parts) == 3 and parts[1] in ("ID", "AC"): gf.setdefault(parts[1], parts[2].strip())
+        elif s == "//":
+            yield start, "".join(lines), gf.get("ID") or gf.get("AC"), rows
+            lines, gf, rows, between = [], {}, False, True
+        elif s and not s.startswith("#"): rows = True
+    if lines: yield start, "".join(lines), gf.get("ID") or gf.get("AC"), rows
 
 def _stem(path): return Path(path).name.split(".")[0]
 
@@ -201,26 +241,31 @@ def wuss_angles(ss:str)->str:
     first = next((ch for ch in ss if ch in "<>"), "<")
     return ss if first == "<" else ss.translate(str.maketrans("<>", "><"))
 
+def _alignment_records(aln, fam:str, consensus_only:bool)->list[RNARecord]:
+    cons, out = aln.column_annotations.get("secondary_structure"), []
+    for rec in aln:
+        ss = None if consensus_only else rec.letter_annotations.get("secondary_structure")
+        ss = wuss_angles(ss or cons) if (ss or cons) else None   # each line may use either angle convention
+        if ss is None: out.append(RNARecord(rec.id, normalize_seq("".join(c for c in str(rec.seq) if c not in GAPS), rec.id), None, fam))
+        else: out.append(RNARecord(rec.id, *project_structure(str(rec.seq), ss, rec.id), fam))
+    return out
+
 def read_stockholm(path:str|Path,           # Stockholm file (optionally `.gz`), one or more alignments
                    family:str|None=None,    # family name to use when the file has no `#=GF ID`/`AC` (default: file stem)
                    consensus_only:bool=False # ignore `#=GR SS` and project `#=GC SS_cons` for every sequence
                   )->list[RNARecord]:       # every sequence of every alignment
     "Read Rfam-style Stockholm: ungapped sequences with per-sequence `#=GR SS` or projected `SS_cons`."
+    out, where = [], ""
     try:
-        with open_text(path) as f: alignments = list(AlignIO.parse(f, "stockholm"))
+        with open_text(path) as f:
+            for k, (start, text, fam, rows) in enumerate(_alignment_blocks(f), 1):
+                if not rows: continue                     # an alignment without sequences: nothing to read, the next ones still are
+                where = f"alignment {k} (from line {start}): "
+                out += _alignment_records(AlignIO.read(io.StringIO(text), "stockholm"), fam or family or _stem(path), consensus_only)
     except FileNotFoundError: raise
-    except (OSError, EOFError, ValueError) as e: raise ValueError(f"{path}: {' '.join(str(e).split()) or type(e).__name__}") from None   # a damaged file names itself
-    names = _family_names(path)
-    names += [None] * (len(alignments) - len(names))
-    out = []
-    for aln, fam in zip(alignments, names):
-        fam = fam or family or _stem(path)
-        cons = aln.column_annotations.get("secondary_structure")
-        for rec in aln:
-            ss = None if consensus_only else rec.letter_annotations.get("secondary_structure")
-            ss = wuss_angles(ss or cons) if (ss or cons) else None   # each line may use either angle convention
-            if ss is None: out.append(RNARecord(rec.id, normalize_seq("".join(c for c in str(rec.seq) if c not in GAPS), rec.id), None, fam))
-            else: out.append(RNARecord(rec.id, *project_structure(str(rec.seq), ss, rec.id), fam))
+    except (OSError, EOFError, ValueError) as e:          # a damaged file names itself and the alignment
+        msg = " ".join(str(e).split()) or type(e).__name__
+        raise ValueError(msg if msg.startswith(f"{path}: ") else f"{path}: {where}{msg}") from None
     return out
 
 # %% ../nbs/02_io.ipynb
@@ -275,28 +320,36 @@ def write_bpseq(path:str|Path, rec:RNARecord)->Path:
     return atomic_write_text(path, format_bpseq(rec))
 
 # %% ../nbs/02_io.ipynb
+def _ct_base_line(line:str)->bool:
+    "Whether a line has the six columns of a CT base line: index, one letter, then four whole numbers."
+    f = line.split()
+    return len(f) == 6 and f[0].isdigit() and one_base(f[1]) and all(x.lstrip("-").isdigit() for x in f[2:])
+
 def parse_ct(text:str,           # CT file contents
              id:str="ct"         # id used when a header has no title
             )->list[RNARecord]:  # one record per structure in the file
     "Parse one or more CT blocks."
-    lines = [l for l in text.splitlines() if l.strip()]
-    out, k = [], 0
+    lines = [(ln, l) for ln, l in enumerate(text.splitlines(), 1) if l.strip()]   # (line of the file, text)
+    out, k, prev = [], 0, None
     while k < len(lines):
-        head = lines[k].split(None, 1)
-        if not head[0].isdigit(): raise ValueError(f"ct {id}: line {k+1} should start a structure with its length: {lines[k]!r}")
+        hl, h = lines[k]; head = h.split(None, 1)
+        if not head[0].isdigit(): raise ValueError(f"ct {id}: line {hl} should start a structure with its length: {h!r}")
+        if _ct_base_line(h):
+            why = f"structure {prev} has more base lines than its header says" if prev else "the file has no 'length title' header"
+            raise ValueError(f"ct {id}: line {hl} is a base line where a header should be ({why}): {h!r}")
         n = int(head[0]); rid = head[1].strip() if len(head) > 1 else id
         body = lines[k+1:k+1+n]
-        if len(body) != n: raise ValueError(f"ct {rid}: header says {n} bases but {len(body)} lines follow")
+        if len(body) != n: raise ValueError(f"ct {rid}: header says {n} bases but {len(body)} lines follow (header on line {hl})")
         bases, partner = [], {}
-        for m, line in enumerate(body, 1):
+        for m, (ln, line) in enumerate(body, 1):
             f = line.split()
             if len(f) < 6 or not (f[0].isdigit() and f[4].isdigit()) or int(f[0]) != m:
-                raise ValueError(f"ct {rid}: base line {m} is not 'index base prev next partner natural': {line!r}")
-            if not one_base(f[1]): raise ValueError(f"ct {rid}: base line {m}: the base {f[1]!r} is not one nucleotide letter")
+                raise ValueError(f"ct {rid}: line {ln} (base {m}) is not 'index base prev next partner natural': {line!r}")
+            if not one_base(f[1]): raise ValueError(f"ct {rid}: line {ln} (base {m}): the base {f[1]!r} is not one nucleotide letter")
             bases.append(f[1]); partner[m] = int(f[4])
         seq = normalize_seq("".join(bases), rid)
         out.append(RNARecord(rid, seq, dotbracket_from_pairs(_pairs_from_partner(partner, n, rid, "ct"), n, rid)))
-        k += n + 1
+        k, prev = k + n + 1, rid
     return out
 
 def format_ct(rec:RNARecord, # the record (its sequence; its structure unless `pairs` is given)

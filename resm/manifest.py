@@ -4,7 +4,7 @@
 
 # %% ../nbs/03a_manifest.ipynb 2
 from __future__ import annotations
-import os, re, shutil, sys, tarfile, tempfile, zipfile
+import difflib, lzma, os, re, shutil, sys, tarfile, tempfile, zipfile, zlib
 from importlib.resources import files
 from pathlib import Path
 from urllib.parse import urlparse
@@ -13,9 +13,10 @@ import pooch
 import yaml
 
 # %% auto 0
-__all__ = ['PKG_DIR', 'ASSETS_DIR', 'REQUIRED', 'BUNDLED_REQUIRED', 'default_manifest', 'cache_dir', 'DataError', 'ChecksumError',
-           'validate_manifest', 'load_manifest', 'entry_filename', 'entry_path', 'sha256sum', 'extract_dir',
-           'safe_extract', 'fetch', 'verify', 'add_cli']
+__all__ = ['PKG_DIR', 'ASSETS_DIR', 'REQUIRED', 'BUNDLED_REQUIRED', 'UNPACKED_FROM', 'default_manifest', 'cache_dir', 'DataError',
+           'ChecksumError', 'validate_manifest', 'load_manifest', 'entry_filename', 'entry_path', 'sha256sum',
+           'unknown_entry', 'ArchiveError', 'extract_dir', 'unpacked_from', 'safe_extract', 'folder_note', 'fetch',
+           'verify', 'add_cli']
 
 # %% ../nbs/03a_manifest.ipynb
 PKG_DIR = Path(str(files("resm"))).resolve()
@@ -92,13 +93,24 @@ def sha256sum(path:str|Path)->str:
     "SHA-256 of a file (pooch's streaming hash)."
     return pooch.file_hash(str(path), alg="sha256")
 
-def _aside(path:Path)->Path:
-    "A free `.corrupt` name next to `path`."
-    k, cand = 0, path.with_name(path.name + ".corrupt")
-    while cand.exists(): k += 1; cand = path.with_name(f"{path.name}.corrupt{k}")
+def unknown_entry(name:str, known)->DataError:
+    "The error for a name the manifest does not have, with the closest known names first."
+    known = sorted(known); close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    return DataError(f"unknown dataset {name!r}; {hint}known: {', '.join(known)}")
+
+def _aside(path:Path, suffix:str=".corrupt")->Path:
+    "A free name next to `path` ending in `suffix` (then `suffix`1, `suffix`2, ...)."
+    k, cand = 0, path.with_name(path.name + suffix)
+    while cand.exists(): k += 1; cand = path.with_name(f"{path.name}{suffix}{k}")
     return cand
 
 # %% ../nbs/03a_manifest.ipynb
+class ArchiveError(DataError):
+    "A file that should be an archive cannot be unpacked (a saved web page, a truncated or damaged download)."
+
+UNPACKED_FROM = ".resm-unpacked-from"   # file in an unpacked folder: the sha256 of the archive it was unpacked from
+
 def _check_zip(zf:zipfile.ZipFile, root:Path):
     for m in zf.infolist():
         p = Path(m.filename)
@@ -110,22 +122,47 @@ def extract_dir(archive:Path)->Path:
     name = re.sub(r"(\.tar\.gz|\.tgz|\.tar\.bz2|\.tar\.xz|\.tar|\.zip)$", "", archive.name)
     return archive.with_name(name if name != archive.name else name + ".d")
 
-def safe_extract(archive:str|Path,     # .zip or any tarfile
-                 out:str|Path|None=None # target folder (default `extract_dir(archive)`)
-                )->Path:               # the folder with the contents
-    "Unpack an archive without letting members escape the target folder."
+def unpacked_from(folder:str|Path)->str|None:
+    "The sha256 of the archive `folder` was completely unpacked from; None when it has no record (an interrupted or older unpack)."
+    try: return (Path(folder)/UNPACKED_FROM).read_text().strip() or None
+    except OSError: return None
+
+def _not_archive(archive:Path, err:Exception, opening:bool)->ArchiveError:
+    with open(archive, "rb") as f: head = f.read(1024).lower()
+    why = ("it is an HTML page, not an archive" if b"<html" in head or b"<!doctype html" in head else
+           "neither a zip nor a tar archive" if opening else
+           f"{type(err).__name__}: {' '.join(str(err).split())} (truncated or damaged)")
+    return ArchiveError(f"{archive} is not a readable archive: {why}")
+
+def _remove(p:Path):
+    if p.is_dir() and not p.is_symlink(): shutil.rmtree(p)
+    elif p.exists() or p.is_symlink(): p.unlink()
+
+# %% ../nbs/03a_manifest.ipynb
+def safe_extract(archive:str|Path,      # .zip or any tarfile
+                 out:str|Path|None=None, # target folder (default `extract_dir(archive)`)
+                 sha256:str|None=None    # the archive's sha256 if already known (default: hash it)
+                )->Path:                # the folder with the contents
+    "Unpack an archive without letting members escape the target folder; reuse a folder only if it was unpacked from this archive."
     archive = Path(archive); out = Path(out or extract_dir(archive))
-    if out.exists(): return out
+    sha256 = sha256 or sha256sum(archive)
+    if out.is_dir() and unpacked_from(out) == sha256: return out
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.extract-"))
+    old, opening = tmp.with_name(tmp.name + ".old"), True
     try:
         if zipfile.is_zipfile(archive):
-            with zipfile.ZipFile(archive) as zf: _check_zip(zf, tmp); zf.extractall(tmp)
+            with zipfile.ZipFile(archive) as zf: opening = False; _check_zip(zf, tmp); zf.extractall(tmp)
         else:
-            with tarfile.open(archive) as tf: tf.extractall(tmp, filter="data")
+            with tarfile.open(archive) as tf: opening = False; tf.extractall(tmp, filter="data")
+        (tmp/UNPACKED_FROM).write_text(sha256 + "\n")   # written before the folder takes its name: only a complete unpack has it
+        if out.exists() or out.is_symlink(): os.replace(out, old)   # unpacked from another archive, or interrupted
         os.replace(tmp, out)
     except tarfile.FilterError as e: raise DataError(f"refusing to extract {archive.name}: {e}") from e
+    except (tarfile.ReadError, tarfile.CompressionError, zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError, OSError) as e:
+        if isinstance(e, OSError) and e.errno is not None: raise   # a disk or permission error, not the archive's content
+        raise _not_archive(archive, e, opening) from e
     finally:
-        if tmp.exists(): shutil.rmtree(tmp)
+        for p in (tmp, old): _remove(p)
     return out
 
 # %% ../nbs/03a_manifest.ipynb
@@ -135,9 +172,14 @@ def _offline_msg(name, e, target, why):
             f"If this machine is offline, download\n  {e['url']}\nelsewhere and put the file at\n  {target}{h}\n"
             f"then run `resm data verify {name}`.")
 
+def folder_note(name:str, path:Path)->str:
+    "Why a folder put in place of an entry with a sha256 is not hashed."
+    return f"{name!r} is a folder ({path}): the manifest's sha256 is that of a single file, so the folder's contents are not checked"
+
 def _check_file(name, e, path:Path, target:Path|None=None)->Path:
     "Verify `path` against the manifest; on mismatch move it aside to `target`.corrupt and raise `ChecksumError`."
     if not e.get("sha256"): return path
+    if path.is_dir(): print(f"note: {folder_note(name, path)}", file=sys.stderr); return path   # manual entries may be unpacked folders
     actual = sha256sum(path)
     if actual != e["sha256"]:
         bad = _aside(target or path); os.replace(path, bad)
@@ -154,10 +196,10 @@ def fetch(name:str,                 # manifest entry
          )->Path:                   # verified local file (or extracted folder for `extract: true`)
     "Download entry `name` into the cache, verify its sha256, and unpack it if it is an archive."
     m = manifest if isinstance(manifest, dict) else load_manifest(manifest)
-    if name not in m["entries"]: raise DataError(f"unknown dataset {name!r}; known: {', '.join(sorted(m['entries']))}")
+    if name not in m["entries"]: raise unknown_entry(name, m["entries"])
     e = m["entries"][name]; target = entry_path(name, e, dest)
     if target.exists():
-        try: return _finish(e, _check_file(name, e, target))
+        try: return _finish(name, e, _check_file(name, e, target), e.get("sha256"))
         except ChecksumError as err: print(f"warning: {err}; downloading again", file=sys.stderr)
     if e.get("manual"):
         raise DataError(f"{name!r} has no direct download URL. Get it from\n  {e['url']}\n({e.get('note', '')})\nand put it (the file, or a folder with the unpacked files) at\n  {target}")
@@ -167,26 +209,37 @@ def fetch(name:str,                 # manifest entry
         _check_file(name, e, tmp, target)
         if not e.get("sha256"): print(f"note: {name!r} has no sha256 in the manifest; the downloaded file has sha256 {sha256sum(tmp)} "
                                       f"(pin it as `sha256:` of {name!r} in the manifest)", file=sys.stderr)
-    return _finish(e, target)
+    return _finish(name, e, target, e.get("sha256"))
 
-def _finish(e, path:Path)->Path:
-    return safe_extract(path) if e.get("extract") else path
+def _finish(name, e, path:Path, sha256=None)->Path:
+    "The file, or for `extract: true` its unpacked folder; a file that is no archive is moved aside to `.bad`."
+    if not e.get("extract") or path.is_dir(): return path
+    try: return safe_extract(path, sha256=sha256)
+    except ArchiveError as err:
+        bad = _aside(path, ".bad"); os.replace(path, bad)
+        raise ArchiveError(f"entry {name!r}: {err}; it was moved aside to {bad}, so the next `resm data fetch {name}` downloads it again") from err
 
 # %% ../nbs/03a_manifest.ipynb
 def verify(manifest=None, dest=None, names=None)->list[dict]:
-    "Re-hash what is present locally (cache and bundled assets): rows of name, path, status ∈ ok|mismatch|unverified|missing."
+    "Re-hash what is present locally (cache and bundled assets): rows of name, path, status ∈ ok|mismatch|unverified|missing, note."
     m = manifest if isinstance(manifest, dict) else load_manifest(manifest)
+    known = [*m["entries"], *(m.get("bundled") or {})]
+    for n in names or []:
+        if n not in known: raise unknown_entry(n, known)
     rows = []
     for name, e in m["entries"].items():
         if names and name not in names: continue
-        p = entry_path(name, e, dest)
-        st = "missing" if not p.exists() else "unverified" if not e.get("sha256") else "ok" if sha256sum(p) == e["sha256"] else "mismatch"
-        rows.append(dict(name=name, path=str(p), status=st, expected=e.get("sha256"), kind=e["kind"]))
+        p, note = entry_path(name, e, dest), ""
+        if not p.exists(): st = "missing"
+        elif not e.get("sha256"): st = "unverified"
+        elif p.is_dir(): st, note = "unverified", folder_note(name, p)
+        else: st = "ok" if sha256sum(p) == e["sha256"] else "mismatch"
+        rows.append(dict(name=name, path=str(p), status=st, expected=e.get("sha256"), kind=e["kind"], note=note))
     for name, e in (m.get("bundled") or {}).items():
         if names and name not in names: continue
         p = ASSETS_DIR/name
         st = "missing" if not p.exists() else "ok" if sha256sum(p) == e["sha256"] else "mismatch"
-        rows.append(dict(name=name, path=str(p), status=st, expected=e["sha256"], kind="bundled"))
+        rows.append(dict(name=name, path=str(p), status=st, expected=e["sha256"], kind="bundled", note=""))
     return rows
 
 # %% ../nbs/03a_manifest.ipynb
@@ -205,17 +258,19 @@ def _run_fetch(args)->int:
     m, failed = load_manifest(args.manifest), []
     for name in args.name:            # every name is tried; the failures are reported together, in one error line
         try: print(f"{name}: {fetch(name, m, dest=args.dest, progress=sys.stderr.isatty())}")
-        except DataError as err: failed.append(f"{name!r}: {' '.join(str(err).split())}")
+        except DataError as err:
+            msg = " ".join(str(err).split()); failed.append(msg if repr(name) in msg else f"{name!r}: {msg}")
     if failed: raise DataError(f"{len(failed)} of {len(args.name)} entries not fetched: " + "; ".join(failed))
     return 0
 
 def _run_verify(args)->int:
     rows = verify(args.manifest, args.dest, args.name or None)
     for r in rows:
-        if r["status"] != "missing" or args.name: print(f"{r['status']:10s} {r['name']:40s} {r['path']}")
+        if r["status"] != "missing" or args.name: print(f"{r['status']:10s} {r['name']:40s} {r['path']}" + (f"  ({r['note']})" if r["note"] else ""))
     bad = [r for r in rows if r["status"] == "mismatch" or (args.name and r["status"] == "missing")]
-    for r in bad: print(f"error: {r['name']} is {r['status']} (expected sha256 {r['expected']})", file=sys.stderr)
-    return 2 if bad else 0
+    if bad: raise DataError(f"{len(bad)} of {len(rows)} entries failed: " + "; ".join(     # one `resm data: error:` line, like fetch
+        f"{r['name']!r} is {r['status']}" + (f" (expected sha256 {r['expected']})" if r["expected"] else "") for r in bad))
+    return 0
 
 def _run_stand_in(args)->int:
     from resm.datasets import write_stand_ins   # the dataset layer (03b) knows the formats

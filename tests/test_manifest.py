@@ -7,19 +7,21 @@ from resm.manifest import add_cli, fetch, load_manifest, verify, DataError, Chec
 
 BODY = os.urandom(200_000)
 
-def _tar_bytes():
+def _tar_bytes(data=b"1 G 0\n2 C 0\n"):
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tf:
-        data = b"1 G 0\n2 C 0\n"; ti = tarfile.TarInfo("ds/a.bpseq"); ti.size = len(data); tf.addfile(ti, io.BytesIO(data))
+        ti = tarfile.TarInfo("ds/a.bpseq"); ti.size = len(data); tf.addfile(ti, io.BytesIO(data))
     return buf.getvalue()
 TAR = _tar_bytes()
+PAGE = b"<!DOCTYPE html>\n<html><body>Sign in to continue</body></html>\n"   # what a link that needs a login serves
+ROUTES = {"/page/archiveII.tar.gz": PAGE, "/page/bpRNA_dataset.zip": PAGE, "/cut/archiveII.tar.gz": TAR[: len(TAR) // 2]}
 
 class Handler(http.server.BaseHTTPRequestHandler):
     hits = []
     def log_message(self, *a): pass
     def do_GET(self):
         Handler.hits.append(self.path)
-        body = TAR if self.path.startswith("/ds.tar.gz") else BODY
+        body = TAR if self.path.startswith("/ds.tar.gz") else ROUTES.get(self.path, BODY)
         self.send_response(200)
         self.send_header("Content-Length", str(len(body))); self.end_headers()
         if self.path.startswith("/short"):   # promise len(body) bytes, send half, hang up
@@ -104,6 +106,36 @@ def test_archive_is_extracted(server, tmp_path):
     out = fetch("ds", m, dest=tmp_path / "cache")
     assert out == tmp_path / "cache" / "ds" and (out / "ds" / "a.bpseq").read_text().startswith("1 G 0")
 
+@pytest.mark.parametrize("path", ["/page/archiveII.tar.gz", "/page/bpRNA_dataset.zip", "/cut/archiveII.tar.gz"])
+def test_download_that_is_no_archive(server, tmp_path, capsys, path):
+    m = _manifest(tmp_path, arch=_entry(f"{server}{path}", None, extract=True))
+    dest, fn = tmp_path / "cache", Path(path).name
+    assert _cli("data", "fetch", "arch", "--manifest", str(m), "--dest", str(dest)) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "entry 'arch'" in err and f"{dest / fn} is not a readable archive" in err
+    assert f"moved aside to {dest / fn}.bad" in err and "downloads it again" in err
+    assert _leftovers(dest) == [fn + ".bad"]                    # nothing left under the archive's name
+    n = len(Handler.hits)
+    assert _cli("data", "fetch", "arch", "--manifest", str(m), "--dest", str(dest)) == 2 and len(Handler.hits) == n + 1
+    assert _leftovers(dest) == [fn + ".bad", fn + ".bad1"]
+
+def test_redownloaded_archive_is_unpacked_again(server, tmp_path, capsys):
+    dest = tmp_path / "cache"; dest.mkdir()
+    (dest / "ds.tar.gz").write_bytes(_tar_bytes(b"old\n")); safe_extract(dest / "ds.tar.gz")   # an older download, unpacked
+    m = _manifest(tmp_path, ds=_entry(f"{server}/ds.tar.gz", hashlib.sha256(TAR).hexdigest(), extract=True))
+    out = fetch("ds", m, dest=dest)
+    assert "sha256 mismatch for 'ds'" in capsys.readouterr().err
+    assert (out / "ds" / "a.bpseq").read_text().startswith("1 G 0")
+
+def test_folder_without_record_is_unpacked_again(server, tmp_path):
+    dest = tmp_path / "cache"; (dest / "ds" / "ds").mkdir(parents=True)
+    (dest / "ds.tar.gz").write_bytes(TAR); (dest / "ds" / "ds" / "a.bpseq").write_text("1 G")   # an unpack cut short
+    m = _manifest(tmp_path, ds=_entry(f"{server}/ds.tar.gz", hashlib.sha256(TAR).hexdigest(), extract=True))
+    n = len(Handler.hits)
+    out = fetch("ds", m, dest=dest)
+    assert (out / "ds" / "a.bpseq").read_text() == "1 G 0\n2 C 0\n" and len(Handler.hits) == n   # unpacked again, not downloaded
+    assert fetch("ds", m, dest=dest) == out and _leftovers(dest) == ["ds", "ds.tar.gz"]
+
 def test_tar_traversal_rejected(tmp_path):
     p = tmp_path / "evil.tar.gz"
     with tarfile.open(p, "w:gz") as tf:
@@ -117,6 +149,24 @@ def test_verify_detects_corruption(tmp_path, capsys):
     m = _manifest(tmp_path, f=_entry("http://127.0.0.1:9/f.bin", SHA))
     assert _cli("data", "verify", "--manifest", str(m), "--dest", str(dest)) == 2
     assert SHA in capsys.readouterr().err
+
+def test_verify_unknown_name_and_missing_entry(tmp_path, capsys):
+    m = _manifest(tmp_path, rfam_seed=_entry("http://127.0.0.1:9/Rfam.seed.gz", SHA))
+    assert _cli("data", "verify", "rfam_sed", "--manifest", str(m), "--dest", str(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("resm data: error: unknown dataset 'rfam_sed'; did you mean rfam_seed?") and err.count("\n") == 1
+    assert _cli("data", "verify", "rfam_seed", "--manifest", str(m), "--dest", str(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("resm data: error: 1 of 1 entries failed: 'rfam_seed' is missing") and err.count("\n") == 1
+
+def test_verify_folder_with_sha256(tmp_path, capsys):
+    dest = tmp_path / "cache"; (dest / "kit").mkdir(parents=True); (dest / "kit" / "a.txt").write_text("a")
+    (dest / "f.bin").write_bytes(BODY)
+    m = _manifest(tmp_path, kit=_entry("https://example.org/record", "0" * 64, manual=True), f=_entry("http://127.0.0.1:9/f.bin", SHA))
+    assert _cli("data", "verify", "--manifest", str(m), "--dest", str(dest)) == 0
+    out = capsys.readouterr().out
+    assert "unverified kit" in out and "is a folder" in out and "ok         f " in out
+    assert fetch("kit", m, dest=dest) == dest / "kit" and "'kit' is a folder" in capsys.readouterr().err
 
 def test_repository_manifest():
     m = load_manifest()
