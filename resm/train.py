@@ -510,7 +510,7 @@ def train_loop(cfg:TrainConfig,        # optimisation, logging and checkpoint se
                make_batches,           # make_batches(epoch) -> iterable of batches, deterministic given (cfg.seed, epoch)
                evaluate=None,          # evaluate(module, step) -> {metric: float}, run on rank 0 every eval_every steps
                resume:bool=False       # continue from the newest checkpoint in out_dir/checkpoints
-              )->dict:                 # {"steps", "losses", "evals", "final_eval", "best_step", "best_metric", "stopped_early", "checksum", "sync"}
+              )->dict:                 # {"step", "steps", "losses", "evals", "final_eval", "best_step", "best_metric", "stopped_early", "checksum", "sync"}
     "The training loop: batch, forward, loss, backward, all-reduce, clip, step, schedule, log, validate, checkpoint."
     out_dir = Path(out_dir); rank, world = dist_info(); device = train_device(cfg)
     if cfg.num_threads: torch.set_num_threads(cfg.num_threads)
@@ -532,9 +532,9 @@ def train_loop(cfg:TrainConfig,        # optimisation, logging and checkpoint se
     if rank == 0: atomic_write_text(out_dir/"train_config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
     stream = _stream(make_batches, epoch, index)
     hist = {"steps": [], "losses": [], "evals": [], "best_step": state.get("best_step") if state else None,
-            "best_metric": best, "stopped_early": False, "sync": []}
+            "best_metric": best, "stopped_early": bool(state.get("stopped", False)) if state else False, "sync": []}
     bar = tqdm(total=cfg.max_steps, initial=step, disable=rank != 0 or not cfg.progress, desc="train", dynamic_ncols=True)
-    while step < cfg.max_steps:
+    while step < cfg.max_steps and not hist["stopped_early"]:   # a run that stopped early stays stopped on resume
         t0 = time.perf_counter()
         lr = lr_at(step, cfg)
         for g in opt.param_groups: g["lr"] = lr
@@ -564,7 +564,7 @@ def train_loop(cfg:TrainConfig,        # optimisation, logging and checkpoint se
                "grad_norm": float(gnorm), **{k: tot[k] / max(tot["n_tokens"], 1.0) for k in keys if k not in ("loss", "n_tokens", "n_seen")}}
         if rank == 0 and (step % cfg.log_every == 0 or step == cfg.max_steps): log.append(row)
         bar.update(1); bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tps:,.0f}")
-        stop = torch.zeros(1, device=device)
+        flags = torch.zeros(2, device=device)              # [stop, improved], decided on rank 0
         if evaluate is not None and ((cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.max_steps):
             if cfg.fsdp: eng.unshard()                      # full weights on every rank while rank 0 evaluates
             if rank == 0:
@@ -572,25 +572,28 @@ def train_loop(cfg:TrainConfig,        # optimisation, logging and checkpoint se
                 hist["evals"].append({"step": step, **res}); log.append({"step": step, "split": "val", **res})
                 metric = res.get(cfg.early_stop_metric)
                 if metric is not None and _improved(metric, best, cfg.early_stop_mode):
-                    best, bad, hist["best_step"] = metric, 0, step
-                    atomic_save({k: v.detach().cpu() for k, v in module.state_dict().items()}, out_dir/"best_state.pt")
+                    best, bad, hist["best_step"], flags[1] = metric, 0, step, 1.0
                 elif metric is not None: bad += 1
-                stop[0] = float(cfg.early_stop_patience > 0 and bad >= cfg.early_stop_patience)
+                flags[0] = float(cfg.early_stop_patience > 0 and bad >= cfg.early_stop_patience)
                 bar.write(f"step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in res.items()))
             if cfg.fsdp: eng.reshard()
-            _all_reduce_(stop)
-        if step % cfg.save_every == 0 or step == cfg.max_steps or stop.item():
+            _all_reduce_(flags)
+            if flags[1].item() and (cfg.fsdp or rank == 0):
+                best_sd = _full_state(eng) if cfg.fsdp else {k: v.detach().cpu() for k, v in module.state_dict().items()}
+                if rank == 0: atomic_save(best_sd, out_dir/"best_state.pt")   # a plain state dict, also under FSDP
+        stop = bool(flags[0].item())
+        if step % cfg.save_every == 0 or step == cfg.max_steps or stop:
             meta = {"step": step, "data": [epoch, index], "rng": _rng_state(), "best": best, "bad_evals": bad,
-                    "best_step": hist["best_step"], "world_size": world, "config": cfg.to_dict()}
+                    "best_step": hist["best_step"], "stopped": stop, "world_size": world, "config": cfg.to_dict()}
             if cfg.fsdp: _save_sharded(ckpts, step, eng, opt, meta)
             else:
                 sums = _gather_checksums(module, device); hist["sync"].append([step, sums])
                 if max(sums) != min(sums): raise RuntimeError(f"parameters of the processes diverged at step {step}: checksums {sums}")
                 if rank == 0: ckpts.save(step, meta | {"model": module.state_dict(), "optimizer": opt.state_dict()})
-        if stop.item(): hist["stopped_early"] = True; break
+        if stop: hist["stopped_early"] = True; break
     bar.close()
     if cfg.fsdp: hist["full_state"] = _full_state(eng)   # one plain state dict (rank 0), for export
-    hist.update(best_metric=best, checksum=None if cfg.fsdp else _param_checksum(module), final_eval=hist["evals"][-1] if hist["evals"] else None)
+    hist.update(step=step, best_metric=best, checksum=None if cfg.fsdp else _param_checksum(module), final_eval=hist["evals"][-1] if hist["evals"] else None)
     if rank == 0 and world > 1: atomic_write_text(out_dir/"ranks.json", json.dumps({"world_size": world, "sync": hist["sync"]}) + "\n")
     return hist
 
@@ -718,7 +721,7 @@ def train_mlm(cfg:TrainConfig,      # the run's config
     if cfg.fsdp and rank == 0: model = build_esm2(hist.pop("full_state"), tok)   # one plain model from the gathered shards
     hist.pop("full_state", None)
     if rank == 0:
-        save_pretrained(model.eval(), tok, out_dir, extra={"train_config": cfg.to_dict(), "steps": cfg.max_steps, "init": cfg.init})
+        save_pretrained(model.eval(), tok, out_dir, extra={"train_config": cfg.to_dict(), "steps": hist["step"], "init": cfg.init})
     return hist | {"init": cfg.init, "seconds": time.time() - t0}
 
 # %% ../nbs/08_train.ipynb
@@ -759,6 +762,7 @@ def _run_train(args)->int:
     if dist_info()[0] == 0 and h["losses"]:
         print(f"trained {len(h['losses'])} steps in {h['seconds']:.0f} s: loss {h['losses'][0]:.4f} -> {h['losses'][-1]:.4f}; "
               f"model in {out} (init: {h['init']})")
+    elif dist_info()[0] == 0: print(f"nothing left to train: the run {'stopped early' if h['stopped_early'] else 'finished'} at step {h['step']}; model in {out}")
     if dist.is_initialized(): dist.barrier(); dist.destroy_process_group()
     return 0
 
