@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_train.ipynb 3
 from __future__ import annotations
-import argparse, csv, dataclasses, difflib, hashlib, inspect, io, json, math, os, random, re, sys, time, warnings
+import argparse, csv, dataclasses, difflib, hashlib, inspect, io, json, math, os, random, re, reprlib, sys, time, warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
@@ -21,11 +21,12 @@ from .model import (ESM2_ARCHS, CheckpointError, atomic_save, build_esm2, export
 from .fast import fast_forward
 
 # %% auto 0
-__all__ = ['STREAM_BUFFER', 'EXPORT_FORMATS', 'TrainConfig', 'seed_everything', 'mask_tokens', 'mlm_batches', 'held_out',
-           'fasta_batches', 'mlm_loss', 'make_optimizer', 'lr_at', 'dist_info', 'init_distributed', 'train_device',
-           'autocast', 'LossModule', 'wrap_parallel', 'sync_context', 'CheckpointManager', 'MetricsLog', 'train_loop',
-           'mlm_val_loss', 'probe_f1', 'bert_init_', 'start_model', 'data_source', 'mlm_data', 'mlm_train_batches',
-           'mlm_evaluate', 'train_mlm', 'config_from_args', 'add_cli', 'main']
+__all__ = ['STREAM_BUFFER', 'MLM_METRICS', 'EXPORT_FORMATS', 'TrainConfig', 'check_metric', 'seed_everything', 'mask_tokens',
+           'mlm_batches', 'held_out', 'fasta_batches', 'mlm_loss', 'make_optimizer', 'lr_at', 'dist_info',
+           'init_distributed', 'train_device', 'autocast', 'LossModule', 'wrap_parallel', 'sync_context',
+           'CheckpointManager', 'MetricsLog', 'train_loop', 'mlm_val_loss', 'probe_f1', 'bert_init_', 'start_model',
+           'data_source', 'mlm_data', 'mlm_train_batches', 'mlm_evaluate', 'train_mlm', 'config_from_args', 'add_cli',
+           'main']
 
 # %% ../nbs/08_train.ipynb
 @dataclass
@@ -88,10 +89,10 @@ def _coerce(name:str, kind:str, v):
     if t is int and isinstance(v, (int, np.integer)) and not isinstance(v, bool): return int(v)
     if t is float and isinstance(v, (int, float, str)) and not isinstance(v, bool):
         try: return float(v)
-        except ValueError: pass
+        except (ValueError, OverflowError): pass                                # 'ten', or an int too large for a float
     if t is str and isinstance(v, str): return v
     if t is list and isinstance(v, (list, tuple, str)): return [v] if isinstance(v, str) else [str(x) for x in v]
-    raise ValueError(f"config key {name!r} (--{name.replace('_', '-')}) must be {kind}, got {v!r}")
+    raise ValueError(f"config key {name!r} (--{name.replace('_', '-')}) must be {kind}, got {reprlib.repr(v)}")
 
 def _check(cfg)->None:
     for k, opts in _CHOICES.items():
@@ -123,9 +124,9 @@ def _from_dict(cls, d:dict # {field: value}; unknown keys raise ValueError
               )->TrainConfig:
     "A checked `TrainConfig` from a plain dict."
     names = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = [k for k in d if k not in names]
+    unknown = [k for k in d if not isinstance(k, str) or k not in names]   # YAML `1: 2` has an int key
     if unknown:
-        hints = {k: difflib.get_close_matches(k, names, 1) for k in unknown}
+        hints = {k: difflib.get_close_matches(str(k), names, 1) for k in unknown}
         raise ValueError("unknown config keys: " + ", ".join(f"{k!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for k, h in hints.items()))
     cfg = cls(**{k: _coerce(k, str(names[k].type), v) for k, v in d.items()})
     _check(cfg)
@@ -142,6 +143,16 @@ def _from_yaml(cls, path:str|Path)->TrainConfig:
 TrainConfig.from_dict = classmethod(_from_dict)
 TrainConfig.from_yaml = classmethod(_from_yaml)
 TrainConfig.to_dict = lambda self: dataclasses.asdict(self)
+
+# %% ../nbs/08_train.ipynb
+def check_metric(name:str,  # the configured early_stop_metric
+                 known      # the metric names validation reports
+                )->None:
+    "Refuse an `early_stop_metric` that is not among `known`, suggesting the closest name."
+    if name in known: return
+    hint = difflib.get_close_matches(name, list(known), 1)
+    raise ValueError(f"config key 'early_stop_metric' (--early-stop-metric) must be one of {sorted(known)}, got {name!r}"
+                     + (f" (did you mean {hint[0]!r}?)" if hint else ""))
 
 # %% ../nbs/08_train.ipynb
 def seed_everything(seed:int # one seed for python, numpy and torch
@@ -570,6 +581,7 @@ def train_loop(cfg:TrainConfig,        # optimisation, logging and checkpoint se
             if rank == 0:
                 res = {k: float(v) for k, v in evaluate(module, step).items()}; module.train()
                 hist["evals"].append({"step": step, **res}); log.append({"step": step, "split": "val", **res})
+                if res and cfg.early_stop_patience > 0: check_metric(cfg.early_stop_metric, res)
                 metric = res.get(cfg.early_stop_metric)
                 if metric is not None and _improved(metric, best, cfg.early_stop_mode):
                     best, bad, hist["best_step"], flags[1] = metric, 0, step, 1.0
@@ -696,6 +708,8 @@ def mlm_train_batches(data:dict, tok, cfg:TrainConfig):
     return parts[0] if len(parts) == 1 else (lambda epoch: (b for p in parts for b in p(epoch)))
 
 # %% ../nbs/08_train.ipynb
+MLM_METRICS = ("val_loss", "val_ppl", "val_acc", "probe_f1", "probe_threshold")   # what `mlm_evaluate` can report
+
 def mlm_evaluate(model, tok, cfg:TrainConfig, data:dict, step:int=0)->dict:
     "Held-out MLM loss, plus the zero-shot probe F1 when `cfg.probe` is on and the data has `lr` and `val` splits."
     res = mlm_val_loss(model, mlm_batches(data["val"], tok, cfg), cfg) if data["val"] else {}
@@ -709,6 +723,7 @@ def train_mlm(cfg:TrainConfig,      # the run's config
               trust_checkpoint:bool=False
              )->dict:               # train_loop's history plus "init" and "seconds"
     "Continued masked-LM training of an ESM-2 on RNA; final model saved with `save_pretrained`."
+    check_metric(cfg.early_stop_metric, MLM_METRICS)                    # before any work
     t0 = time.time(); rank, world = init_distributed(cfg.device)
     if cfg.num_threads: torch.set_num_threads(cfg.num_threads)
     model, tok, cfg.init = start_model(cfg.model, cfg.mapping, cfg.seed, trust_checkpoint)
@@ -750,10 +765,14 @@ def config_from_args(args)->TrainConfig:
 def _run_train(args)->int:
     out = Path(args.out); ckpts = CheckpointManager(out/"checkpoints")
     cfg = config_from_args(args)
-    if args.resume and ckpts.latest_meta() is not None:
-        saved = TrainConfig.from_dict(ckpts.latest_meta()["config"] | {"init": ""})
+    meta = ckpts.latest_meta() if args.resume else None
+    if args.resume and meta is None and ckpts.paths():
+        raise ValueError(f"--resume: no checkpoint in {out/'checkpoints'} is readable ({', '.join(p.name for p in ckpts.paths())}); "
+                         "remove them to start again, or choose another --out")
+    if meta is not None:
+        saved = TrainConfig.from_dict(meta["config"] | {"init": ""})
         given = {k: v for k, v in cfg.to_dict().items() if k != "init" and getattr(args, k, None) is not None}
-        changed = [k for k, v in given.items() if getattr(saved, k) != v and k not in ("max_steps", "save_every", "eval_every", "keep_last", "progress")]
+        changed = [k for k, v in given.items() if getattr(saved, k) != v and k not in ("save_every", "eval_every", "keep_last", "progress")]
         if changed: warnings.warn(f"--resume with changed settings {changed}: the continuation is no longer exact")
         cfg = TrainConfig.from_dict(saved.to_dict() | given)
     elif ckpts.paths():

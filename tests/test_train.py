@@ -176,3 +176,13 @@ def test_fsdp_best_state_is_a_plain_state_dict(tmp_path, fasta):
     best = torch.load(out/"best_state.pt", map_location="cpu", weights_only=True)
     final = load_model(out, device="cpu")[0].state_dict()
     assert best.keys() == final.keys() and all(type(v) is torch.Tensor and torch.equal(v, final[k]) for k, v in best.items())
+
+
+@pytest.mark.parametrize("text,msg", [("1: 2\n", "unknown config keys: 1"), ("lr: 1" + "0" * 400 + "\n", "'lr' (--lr) must be float"),
+                                      ("early_stop_metric: val_los\nmax_steps: 0\n", "did you mean 'val_loss'")])
+def test_bad_yaml_config_is_one_error_line(tmp_path, text, msg):
+    "A non-string key, an int too large for a float and an unknown metric name end as one `error:` line, exit 2."
+    (tmp_path/"c.yaml").write_text(text)
+    r = subprocess.run([sys.executable, "-m", "resm.cli", "train", "--out", str(tmp_path/"run"), "--config", str(tmp_path/"c.yaml"),
+                        "--device", "cpu"], capture_output=True, text=True, env=_env(), timeout=60)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "resm train: error:" in r.stderr and msg in r.stderr, r.stderr
