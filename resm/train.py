@@ -175,14 +175,16 @@ def _select(cand:torch.Tensor, p:float, g:torch.Generator)->torch.Tensor:
     return rank < n[:, None]
 
 def _select_spans(cand:torch.Tensor, p:float, lo:int, hi:int, g:torch.Generator)->torch.Tensor:
-    "Spans of lo..hi positions starting with probability p/mean_span: about a fraction p of `cand`."
-    B, T = cand.shape
-    start = (torch.rand(B, T, generator=g) < p / ((lo + hi) / 2)) & cand
-    length = torch.randint(lo, hi + 1, (B, T), generator=g)
-    sel = torch.zeros_like(cand)
-    for d in range(min(hi, T)): sel[:, d:] |= (start & (length > d))[:, :T - d]
-    sel &= cand
-    return sel | (_select(cand, 0.0, g) & ~sel.any(1, keepdim=True))         # rows left empty get one position
+    "Exactly round(p·n) (at least 1) of the `cand` positions of each row, as spans of lo..hi positions."
+    sel, n = torch.zeros_like(cand), (cand.sum(1) * p).round().clamp(min=1).minimum(cand.sum(1))
+    for b in range(cand.shape[0]):
+        need = int(n[b])
+        while need > 0:                                                    # a span from a random unchosen start
+            free = (cand[b] & ~sel[b]).nonzero().squeeze(1)
+            s, length = int(free[torch.randint(len(free), (1,), generator=g)]), int(torch.randint(lo, hi + 1, (1,), generator=g))
+            new = free[(free >= s) & (free < s + length)][:need]           # the last span is cut to the count
+            sel[b, new] = True; need -= len(new)
+    return sel
 
 # %% ../nbs/08_train.ipynb
 def mask_tokens(tokens:torch.Tensor,     # (B, T) token ids with BOS/EOS/padding
