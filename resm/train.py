@@ -14,7 +14,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from .files import atomic_write_text
+from .files import atomic_write_text, clean_tmp
 from .errors import about, output_folder
 from .model import (ESM2_ARCHS, CheckpointError, atomic_save, build_esm2, export_fair_esm, export_hf, load_model,
                     local_esm, resolve_device, save_pretrained, save_safetensors, tiny_model)
@@ -404,6 +404,13 @@ class CheckpointManager:
         for old in self.paths()[:-self.keep_last]:
             shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
 
+    def clean(self)->int:
+        "Remove what a kill mid-write left: temporary files and unfinished `.step_N.dcp.tmp` folders (call before a run writes)."
+        import shutil
+        left = list(self.folder.glob(".step_*.dcp.tmp"))
+        for t in left: shutil.rmtree(t, ignore_errors=True)
+        return clean_tmp(self.folder) + len(left)
+
     def save(self, step:int, state:dict)->Path:
         path = self.folder/f"step_{step}.pt"
         atomic_save(state, path); self._prune()
@@ -529,6 +536,7 @@ def train_loop(cfg:TrainConfig,        # optimisation, logging and checkpoint se
     if cfg.num_threads: torch.set_num_threads(cfg.num_threads)
     module.to(device).train()
     ckpts = CheckpointManager(out_dir/"checkpoints", cfg.keep_last)
+    if rank == 0: clean_tmp(out_dir); ckpts.clean()        # leftovers of a run killed mid-write
     state = ckpts.load_latest() if resume and not cfg.fsdp else None
     if state is not None: module.load_state_dict(state["model"])   # before DDP, which broadcasts rank 0's weights
     eng = wrap_parallel(module, loss_fn, cfg, device)       # LossModule, in DDP or FSDP2 under torchrun
@@ -789,7 +797,14 @@ def _run_train(args)->int:
 
 EXPORT_FORMATS = ("fair-esm", "safetensors", "hf")
 
+def _export_dest(s:str)->str:
+    "An argparse type for export's DEST: any path but an empty one."
+    if not s.strip(): raise argparse.ArgumentTypeError("an empty path: give the file (or, for --format hf, the folder) to write")
+    return s
+
 def _run_export(args)->int:
+    if args.format == "safetensors" and Path(args.dest).suffix != ".safetensors":   # load_model and resm info go by the suffix
+        raise ValueError(f"--format safetensors: DEST {args.dest!r} must end in .safetensors (e.g. {args.dest}.safetensors)")
     if not str(args.run).strip(): raise ValueError("the run or model to export is empty: give a run folder, a checkpoint, a fair-esm name or 'tiny'")
     model, tok = load_model(args.run, device="cpu", trust_checkpoint=args.trust_checkpoint)
     if args.format == "safetensors": print(save_safetensors(model, tok, args.dest))
@@ -809,8 +824,8 @@ def add_cli(sub):
     p.set_defaults(func=_run_train)
     e = sub.add_parser("export", help="write a model as a fair-esm .pt, a pickle-free .safetensors, or a Hugging Face folder")
     e.add_argument("run", help="run folder or any load_model spec")
-    e.add_argument("dest", help="fair-esm: destination .pt (name it esm2_*; a -contact-regression.pt is written beside it); "
-                                "safetensors: a .safetensors file; hf: a folder")
+    e.add_argument("dest", type=_export_dest, help="fair-esm: destination .pt (name it esm2_*; a -contact-regression.pt is written beside it); "
+                                "safetensors: a file ending in .safetensors; hf: a folder")
     e.add_argument("--format", default="fair-esm", choices=EXPORT_FORMATS, help="output format")
     e.add_argument("--trust-checkpoint", action="store_true")
     e.set_defaults(func=_run_export)

@@ -186,3 +186,14 @@ def test_bad_yaml_config_is_one_error_line(tmp_path, text, msg):
     r = subprocess.run([sys.executable, "-m", "resm.cli", "train", "--out", str(tmp_path/"run"), "--config", str(tmp_path/"c.yaml"),
                         "--device", "cpu"], capture_output=True, text=True, env=_env(), timeout=60)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "resm train: error:" in r.stderr and msg in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("dest,fmt,msg", [("model", "safetensors", "must end in .safetensors"), ("", "fair-esm", "an empty path"),
+                                          ("", "hf", "an empty path")])
+def test_export_refuses_bad_destination(tmp_path, dest, fmt, msg):
+    "A .safetensors export needs the suffix load_model reads it by; an empty DEST is refused like an empty --out."
+    r = subprocess.run([sys.executable, "-m", "resm.cli", "export", "tiny", dest, "--format", fmt], capture_output=True, text=True,
+                       env=_env(), timeout=60, cwd=tmp_path)
+    last = r.stderr.strip().splitlines()[-1]                         # argparse prints its usage first
+    assert r.returncode == 2 and "resm export: error:" in last and msg in last and "Errno" not in r.stderr, r.stderr
+    assert list(tmp_path.iterdir()) == []
