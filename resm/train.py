@@ -45,7 +45,7 @@ class TrainConfig:
     span_mask: bool = False          # mask contiguous spans instead of single positions
     span_min: int = 3                # shortest span
     span_max: int = 8                # longest span
-    token_dropout: bool = False      # ESM-2's mask-token embedding dropout while training (inference runs without it)
+    token_dropout: bool = False      # ESM-2's mask-token embedding dropout while training (validation and inference run without it)
     # optimisation
     seed: int = 0                    # one seed for init, data order, crops and masks
     lr: float = 4e-4                 # peak learning rate
@@ -722,9 +722,12 @@ MLM_METRICS = ("val_loss", "val_ppl", "val_acc", "probe_f1", "probe_threshold") 
 
 def mlm_evaluate(model, tok, cfg:TrainConfig, data:dict, step:int=0)->dict:
     "Held-out MLM loss, plus the zero-shot probe F1 when `cfg.probe` is on and the data has `lr` and `val` splits."
-    res = mlm_val_loss(model, mlm_batches(data["val"], tok, cfg), cfg) if data["val"] else {}
-    if cfg.probe and data.get("lr") is not None:
-        res |= probe_f1(model, tok, data["lr"], data["probe_val"])
+    td, model.token_dropout = model.token_dropout, False   # measured as the saved model runs: without token dropout
+    try:
+        res = mlm_val_loss(model, mlm_batches(data["val"], tok, cfg), cfg) if data["val"] else {}
+        if cfg.probe and data.get("lr") is not None:
+            res |= probe_f1(model, tok, data["lr"], data["probe_val"])
+    finally: model.token_dropout = td
     return res
 
 def train_mlm(cfg:TrainConfig,      # the run's config
