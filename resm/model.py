@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 import esm
 from esm.model.esm2 import ESM2
-from .tokenizer import RNATokenizer
+from .tokenizer import RNATokenizer, normalize_rna
 from .files import atomic_path, atomic_write_text
 from .errors import OptionError
 
@@ -443,9 +443,11 @@ def hf_vocab(tok:RNATokenizer)->list[str]:
     for nt, aa in tok.mapping.items(): vocab[tok.alphabet.get_idx(aa)] = nt
     return vocab
 
-def to_hf_input(seq:str)->str:
-    "RNA text for the exported Hugging Face tokenizer: upper case, T→U, other letters left for `<unk>`."
-    return seq.upper().replace("T", "U")
+def to_hf_input(seq:str,             # RNA/DNA letters, as `RNATokenizer.encode` takes them
+                keep_gaps:bool=False  # as the tokenizer's `keep_gaps`: '-' and '.' become the gap token '-'
+               )->str:                # one exported-vocabulary letter per resm token
+    "RNA text for the exported Hugging Face tokenizer, normalised exactly as `RNATokenizer` does (`normalize_rna`)."
+    return normalize_rna(seq, keep_gaps=keep_gaps)
 
 def export_hf(model:ESM2, tok:RNATokenizer, out_dir:str|Path)->Path:
     "Write a transformers `EsmForMaskedLM` folder (config.json, model.safetensors, tokenizer) for `model`."

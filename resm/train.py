@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_train.ipynb 3
 from __future__ import annotations
-import argparse, csv, dataclasses, difflib, hashlib, inspect, io, json, math, os, random, re, sys, time, warnings
+import argparse, csv, dataclasses, difflib, hashlib, inspect, io, json, math, os, random, re, reprlib, sys, time, warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
@@ -14,18 +14,19 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from .files import atomic_write_text
+from .files import atomic_write_text, clean_tmp
 from .errors import about, output_folder
 from .model import (ESM2_ARCHS, CheckpointError, atomic_save, build_esm2, export_fair_esm, export_hf, load_model,
                     local_esm, resolve_device, save_pretrained, save_safetensors, tiny_model)
 from .fast import fast_forward
 
 # %% auto 0
-__all__ = ['STREAM_BUFFER', 'EXPORT_FORMATS', 'TrainConfig', 'seed_everything', 'mask_tokens', 'mlm_batches', 'held_out',
-           'fasta_batches', 'mlm_loss', 'make_optimizer', 'lr_at', 'dist_info', 'init_distributed', 'train_device',
-           'autocast', 'LossModule', 'wrap_parallel', 'sync_context', 'CheckpointManager', 'MetricsLog', 'train_loop',
-           'mlm_val_loss', 'probe_f1', 'bert_init_', 'start_model', 'data_source', 'mlm_data', 'mlm_train_batches',
-           'mlm_evaluate', 'train_mlm', 'config_from_args', 'add_cli', 'main']
+__all__ = ['STREAM_BUFFER', 'MLM_METRICS', 'EXPORT_FORMATS', 'TrainConfig', 'check_metric', 'seed_everything', 'mask_tokens',
+           'mlm_batches', 'held_out', 'fasta_batches', 'mlm_loss', 'make_optimizer', 'lr_at', 'dist_info',
+           'init_distributed', 'train_device', 'autocast', 'LossModule', 'wrap_parallel', 'sync_context',
+           'CheckpointManager', 'MetricsLog', 'train_loop', 'mlm_val_loss', 'probe_f1', 'bert_init_', 'start_model',
+           'data_source', 'mlm_data', 'mlm_train_batches', 'mlm_evaluate', 'train_mlm', 'config_from_args', 'add_cli',
+           'main']
 
 # %% ../nbs/08_train.ipynb
 @dataclass
@@ -44,7 +45,7 @@ class TrainConfig:
     span_mask: bool = False          # mask contiguous spans instead of single positions
     span_min: int = 3                # shortest span
     span_max: int = 8                # longest span
-    token_dropout: bool = False      # ESM-2's mask-token embedding dropout while training (inference runs without it)
+    token_dropout: bool = False      # ESM-2's mask-token embedding dropout while training (validation and inference run without it)
     # optimisation
     seed: int = 0                    # one seed for init, data order, crops and masks
     lr: float = 4e-4                 # peak learning rate
@@ -88,10 +89,10 @@ def _coerce(name:str, kind:str, v):
     if t is int and isinstance(v, (int, np.integer)) and not isinstance(v, bool): return int(v)
     if t is float and isinstance(v, (int, float, str)) and not isinstance(v, bool):
         try: return float(v)
-        except ValueError: pass
+        except (ValueError, OverflowError): pass                                # 'ten', or an int too large for a float
     if t is str and isinstance(v, str): return v
     if t is list and isinstance(v, (list, tuple, str)): return [v] if isinstance(v, str) else [str(x) for x in v]
-    raise ValueError(f"config key {name!r} (--{name.replace('_', '-')}) must be {kind}, got {v!r}")
+    raise ValueError(f"config key {name!r} (--{name.replace('_', '-')}) must be {kind}, got {reprlib.repr(v)}")
 
 def _check(cfg)->None:
     for k, opts in _CHOICES.items():
@@ -123,9 +124,9 @@ def _from_dict(cls, d:dict # {field: value}; unknown keys raise ValueError
               )->TrainConfig:
     "A checked `TrainConfig` from a plain dict."
     names = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = [k for k in d if k not in names]
+    unknown = [k for k in d if not isinstance(k, str) or k not in names]   # YAML `1: 2` has an int key
     if unknown:
-        hints = {k: difflib.get_close_matches(k, names, 1) for k in unknown}
+        hints = {k: difflib.get_close_matches(str(k), names, 1) for k in unknown}
         raise ValueError("unknown config keys: " + ", ".join(f"{k!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for k, h in hints.items()))
     cfg = cls(**{k: _coerce(k, str(names[k].type), v) for k, v in d.items()})
     _check(cfg)
@@ -142,6 +143,16 @@ def _from_yaml(cls, path:str|Path)->TrainConfig:
 TrainConfig.from_dict = classmethod(_from_dict)
 TrainConfig.from_yaml = classmethod(_from_yaml)
 TrainConfig.to_dict = lambda self: dataclasses.asdict(self)
+
+# %% ../nbs/08_train.ipynb
+def check_metric(name:str,  # the configured early_stop_metric
+                 known      # the metric names validation reports
+                )->None:
+    "Refuse an `early_stop_metric` that is not among `known`, suggesting the closest name."
+    if name in known: return
+    hint = difflib.get_close_matches(name, list(known), 1)
+    raise ValueError(f"config key 'early_stop_metric' (--early-stop-metric) must be one of {sorted(known)}, got {name!r}"
+                     + (f" (did you mean {hint[0]!r}?)" if hint else ""))
 
 # %% ../nbs/08_train.ipynb
 def seed_everything(seed:int # one seed for python, numpy and torch
@@ -164,14 +175,16 @@ def _select(cand:torch.Tensor, p:float, g:torch.Generator)->torch.Tensor:
     return rank < n[:, None]
 
 def _select_spans(cand:torch.Tensor, p:float, lo:int, hi:int, g:torch.Generator)->torch.Tensor:
-    "Spans of lo..hi positions starting with probability p/mean_span: about a fraction p of `cand`."
-    B, T = cand.shape
-    start = (torch.rand(B, T, generator=g) < p / ((lo + hi) / 2)) & cand
-    length = torch.randint(lo, hi + 1, (B, T), generator=g)
-    sel = torch.zeros_like(cand)
-    for d in range(min(hi, T)): sel[:, d:] |= (start & (length > d))[:, :T - d]
-    sel &= cand
-    return sel | (_select(cand, 0.0, g) & ~sel.any(1, keepdim=True))         # rows left empty get one position
+    "Exactly round(p·n) (at least 1) of the `cand` positions of each row, as spans of lo..hi positions."
+    sel, n = torch.zeros_like(cand), (cand.sum(1) * p).round().clamp(min=1).minimum(cand.sum(1))
+    for b in range(cand.shape[0]):
+        need = int(n[b])
+        while need > 0:                                                    # a span from a random unchosen start
+            free = (cand[b] & ~sel[b]).nonzero().squeeze(1)
+            s, length = int(free[torch.randint(len(free), (1,), generator=g)]), int(torch.randint(lo, hi + 1, (1,), generator=g))
+            new = free[(free >= s) & (free < s + length)][:need]           # the last span is cut to the count
+            sel[b, new] = True; need -= len(new)
+    return sel
 
 # %% ../nbs/08_train.ipynb
 def mask_tokens(tokens:torch.Tensor,     # (B, T) token ids with BOS/EOS/padding
@@ -391,6 +404,13 @@ class CheckpointManager:
         for old in self.paths()[:-self.keep_last]:
             shutil.rmtree(old, ignore_errors=True) if old.is_dir() else old.unlink(missing_ok=True)
 
+    def clean(self)->int:
+        "Remove what a kill mid-write left: temporary files and unfinished `.step_N.dcp.tmp` folders (call before a run writes)."
+        import shutil
+        left = list(self.folder.glob(".step_*.dcp.tmp"))
+        for t in left: shutil.rmtree(t, ignore_errors=True)
+        return clean_tmp(self.folder) + len(left)
+
     def save(self, step:int, state:dict)->Path:
         path = self.folder/f"step_{step}.pt"
         atomic_save(state, path); self._prune()
@@ -510,12 +530,13 @@ def train_loop(cfg:TrainConfig,        # optimisation, logging and checkpoint se
                make_batches,           # make_batches(epoch) -> iterable of batches, deterministic given (cfg.seed, epoch)
                evaluate=None,          # evaluate(module, step) -> {metric: float}, run on rank 0 every eval_every steps
                resume:bool=False       # continue from the newest checkpoint in out_dir/checkpoints
-              )->dict:                 # {"steps", "losses", "evals", "final_eval", "best_step", "best_metric", "stopped_early", "checksum", "sync"}
+              )->dict:                 # {"step", "steps", "losses", "evals", "final_eval", "best_step", "best_metric", "stopped_early", "checksum", "sync"}
     "The training loop: batch, forward, loss, backward, all-reduce, clip, step, schedule, log, validate, checkpoint."
     out_dir = Path(out_dir); rank, world = dist_info(); device = train_device(cfg)
     if cfg.num_threads: torch.set_num_threads(cfg.num_threads)
     module.to(device).train()
     ckpts = CheckpointManager(out_dir/"checkpoints", cfg.keep_last)
+    if rank == 0: clean_tmp(out_dir); ckpts.clean()        # leftovers of a run killed mid-write
     state = ckpts.load_latest() if resume and not cfg.fsdp else None
     if state is not None: module.load_state_dict(state["model"])   # before DDP, which broadcasts rank 0's weights
     eng = wrap_parallel(module, loss_fn, cfg, device)       # LossModule, in DDP or FSDP2 under torchrun
@@ -532,9 +553,9 @@ def train_loop(cfg:TrainConfig,        # optimisation, logging and checkpoint se
     if rank == 0: atomic_write_text(out_dir/"train_config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
     stream = _stream(make_batches, epoch, index)
     hist = {"steps": [], "losses": [], "evals": [], "best_step": state.get("best_step") if state else None,
-            "best_metric": best, "stopped_early": False, "sync": []}
+            "best_metric": best, "stopped_early": bool(state.get("stopped", False)) if state else False, "sync": []}
     bar = tqdm(total=cfg.max_steps, initial=step, disable=rank != 0 or not cfg.progress, desc="train", dynamic_ncols=True)
-    while step < cfg.max_steps:
+    while step < cfg.max_steps and not hist["stopped_early"]:   # a run that stopped early stays stopped on resume
         t0 = time.perf_counter()
         lr = lr_at(step, cfg)
         for g in opt.param_groups: g["lr"] = lr
@@ -564,33 +585,37 @@ def train_loop(cfg:TrainConfig,        # optimisation, logging and checkpoint se
                "grad_norm": float(gnorm), **{k: tot[k] / max(tot["n_tokens"], 1.0) for k in keys if k not in ("loss", "n_tokens", "n_seen")}}
         if rank == 0 and (step % cfg.log_every == 0 or step == cfg.max_steps): log.append(row)
         bar.update(1); bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{tps:,.0f}")
-        stop = torch.zeros(1, device=device)
+        flags = torch.zeros(2, device=device)              # [stop, improved], decided on rank 0
         if evaluate is not None and ((cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.max_steps):
             if cfg.fsdp: eng.unshard()                      # full weights on every rank while rank 0 evaluates
             if rank == 0:
                 res = {k: float(v) for k, v in evaluate(module, step).items()}; module.train()
                 hist["evals"].append({"step": step, **res}); log.append({"step": step, "split": "val", **res})
+                if res and cfg.early_stop_patience > 0: check_metric(cfg.early_stop_metric, res)
                 metric = res.get(cfg.early_stop_metric)
                 if metric is not None and _improved(metric, best, cfg.early_stop_mode):
-                    best, bad, hist["best_step"] = metric, 0, step
-                    atomic_save({k: v.detach().cpu() for k, v in module.state_dict().items()}, out_dir/"best_state.pt")
+                    best, bad, hist["best_step"], flags[1] = metric, 0, step, 1.0
                 elif metric is not None: bad += 1
-                stop[0] = float(cfg.early_stop_patience > 0 and bad >= cfg.early_stop_patience)
+                flags[0] = float(cfg.early_stop_patience > 0 and bad >= cfg.early_stop_patience)
                 bar.write(f"step {step}: " + ", ".join(f"{k}={v:.4g}" for k, v in res.items()))
             if cfg.fsdp: eng.reshard()
-            _all_reduce_(stop)
-        if step % cfg.save_every == 0 or step == cfg.max_steps or stop.item():
+            _all_reduce_(flags)
+            if flags[1].item() and (cfg.fsdp or rank == 0):
+                best_sd = _full_state(eng) if cfg.fsdp else {k: v.detach().cpu() for k, v in module.state_dict().items()}
+                if rank == 0: atomic_save(best_sd, out_dir/"best_state.pt")   # a plain state dict, also under FSDP
+        stop = bool(flags[0].item())
+        if step % cfg.save_every == 0 or step == cfg.max_steps or stop:
             meta = {"step": step, "data": [epoch, index], "rng": _rng_state(), "best": best, "bad_evals": bad,
-                    "best_step": hist["best_step"], "world_size": world, "config": cfg.to_dict()}
+                    "best_step": hist["best_step"], "stopped": stop, "world_size": world, "config": cfg.to_dict()}
             if cfg.fsdp: _save_sharded(ckpts, step, eng, opt, meta)
             else:
                 sums = _gather_checksums(module, device); hist["sync"].append([step, sums])
                 if max(sums) != min(sums): raise RuntimeError(f"parameters of the processes diverged at step {step}: checksums {sums}")
                 if rank == 0: ckpts.save(step, meta | {"model": module.state_dict(), "optimizer": opt.state_dict()})
-        if stop.item(): hist["stopped_early"] = True; break
+        if stop: hist["stopped_early"] = True; break
     bar.close()
     if cfg.fsdp: hist["full_state"] = _full_state(eng)   # one plain state dict (rank 0), for export
-    hist.update(best_metric=best, checksum=None if cfg.fsdp else _param_checksum(module), final_eval=hist["evals"][-1] if hist["evals"] else None)
+    hist.update(step=step, best_metric=best, checksum=None if cfg.fsdp else _param_checksum(module), final_eval=hist["evals"][-1] if hist["evals"] else None)
     if rank == 0 and world > 1: atomic_write_text(out_dir/"ranks.json", json.dumps({"world_size": world, "sync": hist["sync"]}) + "\n")
     return hist
 
@@ -693,11 +718,16 @@ def mlm_train_batches(data:dict, tok, cfg:TrainConfig):
     return parts[0] if len(parts) == 1 else (lambda epoch: (b for p in parts for b in p(epoch)))
 
 # %% ../nbs/08_train.ipynb
+MLM_METRICS = ("val_loss", "val_ppl", "val_acc", "probe_f1", "probe_threshold")   # what `mlm_evaluate` can report
+
 def mlm_evaluate(model, tok, cfg:TrainConfig, data:dict, step:int=0)->dict:
     "Held-out MLM loss, plus the zero-shot probe F1 when `cfg.probe` is on and the data has `lr` and `val` splits."
-    res = mlm_val_loss(model, mlm_batches(data["val"], tok, cfg), cfg) if data["val"] else {}
-    if cfg.probe and data.get("lr") is not None:
-        res |= probe_f1(model, tok, data["lr"], data["probe_val"])
+    td, model.token_dropout = model.token_dropout, False   # measured as the saved model runs: without token dropout
+    try:
+        res = mlm_val_loss(model, mlm_batches(data["val"], tok, cfg), cfg) if data["val"] else {}
+        if cfg.probe and data.get("lr") is not None:
+            res |= probe_f1(model, tok, data["lr"], data["probe_val"])
+    finally: model.token_dropout = td
     return res
 
 def train_mlm(cfg:TrainConfig,      # the run's config
@@ -706,6 +736,7 @@ def train_mlm(cfg:TrainConfig,      # the run's config
               trust_checkpoint:bool=False
              )->dict:               # train_loop's history plus "init" and "seconds"
     "Continued masked-LM training of an ESM-2 on RNA; final model saved with `save_pretrained`."
+    check_metric(cfg.early_stop_metric, MLM_METRICS)                    # before any work
     t0 = time.time(); rank, world = init_distributed(cfg.device)
     if cfg.num_threads: torch.set_num_threads(cfg.num_threads)
     model, tok, cfg.init = start_model(cfg.model, cfg.mapping, cfg.seed, trust_checkpoint)
@@ -718,7 +749,7 @@ def train_mlm(cfg:TrainConfig,      # the run's config
     if cfg.fsdp and rank == 0: model = build_esm2(hist.pop("full_state"), tok)   # one plain model from the gathered shards
     hist.pop("full_state", None)
     if rank == 0:
-        save_pretrained(model.eval(), tok, out_dir, extra={"train_config": cfg.to_dict(), "steps": cfg.max_steps, "init": cfg.init})
+        save_pretrained(model.eval(), tok, out_dir, extra={"train_config": cfg.to_dict(), "steps": hist["step"], "init": cfg.init})
     return hist | {"init": cfg.init, "seconds": time.time() - t0}
 
 # %% ../nbs/08_train.ipynb
@@ -747,10 +778,14 @@ def config_from_args(args)->TrainConfig:
 def _run_train(args)->int:
     out = Path(args.out); ckpts = CheckpointManager(out/"checkpoints")
     cfg = config_from_args(args)
-    if args.resume and ckpts.latest_meta() is not None:
-        saved = TrainConfig.from_dict(ckpts.latest_meta()["config"] | {"init": ""})
+    meta = ckpts.latest_meta() if args.resume else None
+    if args.resume and meta is None and ckpts.paths():
+        raise ValueError(f"--resume: no checkpoint in {out/'checkpoints'} is readable ({', '.join(p.name for p in ckpts.paths())}); "
+                         "remove them to start again, or choose another --out")
+    if meta is not None:
+        saved = TrainConfig.from_dict(meta["config"] | {"init": ""})
         given = {k: v for k, v in cfg.to_dict().items() if k != "init" and getattr(args, k, None) is not None}
-        changed = [k for k, v in given.items() if getattr(saved, k) != v and k not in ("max_steps", "save_every", "eval_every", "keep_last", "progress")]
+        changed = [k for k, v in given.items() if getattr(saved, k) != v and k not in ("save_every", "eval_every", "keep_last", "progress")]
         if changed: warnings.warn(f"--resume with changed settings {changed}: the continuation is no longer exact")
         cfg = TrainConfig.from_dict(saved.to_dict() | given)
     elif ckpts.paths():
@@ -759,12 +794,20 @@ def _run_train(args)->int:
     if dist_info()[0] == 0 and h["losses"]:
         print(f"trained {len(h['losses'])} steps in {h['seconds']:.0f} s: loss {h['losses'][0]:.4f} -> {h['losses'][-1]:.4f}; "
               f"model in {out} (init: {h['init']})")
+    elif dist_info()[0] == 0: print(f"nothing left to train: the run {'stopped early' if h['stopped_early'] else 'finished'} at step {h['step']}; model in {out}")
     if dist.is_initialized(): dist.barrier(); dist.destroy_process_group()
     return 0
 
 EXPORT_FORMATS = ("fair-esm", "safetensors", "hf")
 
+def _export_dest(s:str)->str:
+    "An argparse type for export's DEST: any path but an empty one."
+    if not s.strip(): raise argparse.ArgumentTypeError("an empty path: give the file (or, for --format hf, the folder) to write")
+    return s
+
 def _run_export(args)->int:
+    if args.format == "safetensors" and Path(args.dest).suffix != ".safetensors":   # load_model and resm info go by the suffix
+        raise ValueError(f"--format safetensors: DEST {args.dest!r} must end in .safetensors (e.g. {args.dest}.safetensors)")
     if not str(args.run).strip(): raise ValueError("the run or model to export is empty: give a run folder, a checkpoint, a fair-esm name or 'tiny'")
     model, tok = load_model(args.run, device="cpu", trust_checkpoint=args.trust_checkpoint)
     if args.format == "safetensors": print(save_safetensors(model, tok, args.dest))
@@ -784,8 +827,8 @@ def add_cli(sub):
     p.set_defaults(func=_run_train)
     e = sub.add_parser("export", help="write a model as a fair-esm .pt, a pickle-free .safetensors, or a Hugging Face folder")
     e.add_argument("run", help="run folder or any load_model spec")
-    e.add_argument("dest", help="fair-esm: destination .pt (name it esm2_*; a -contact-regression.pt is written beside it); "
-                                "safetensors: a .safetensors file; hf: a folder")
+    e.add_argument("dest", type=_export_dest, help="fair-esm: destination .pt (name it esm2_*; a -contact-regression.pt is written beside it); "
+                                "safetensors: a file ending in .safetensors; hf: a folder")
     e.add_argument("--format", default="fair-esm", choices=EXPORT_FORMATS, help="output format")
     e.add_argument("--trust-checkpoint", action="store_true")
     e.set_defaults(func=_run_export)

@@ -133,3 +133,67 @@ def test_cli_end_to_end_and_export(tmp_path, fasta):
     with torch.no_grad(): assert torch.allclose(ours(x)["logits"], fair(x)["logits"], atol=1e-6)
     again = run("train", *TINY, "--data", str(fasta), "--max-steps", "3", "--out", str(tmp_path/"run"))
     assert again.returncode == 2 and "--resume" in again.stderr
+
+
+def _same_file(a, b):
+    "Equal nested checkpoint contents: tensors bit for bit, everything else by ==."
+    if torch.is_tensor(a): assert torch.is_tensor(b) and torch.equal(a, b)
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for k in a: _same_file(a[k], b[k])
+    else: assert a == b
+
+
+def test_early_stopped_run_stays_stopped(tmp_path, fasta, monkeypatch):
+    "A run stopped early (patience 1) is not trained further by --resume, also when killed before its model.pt was written."
+    import resm.train
+    args = ["train", *TINY, "--data", str(fasta), "--max-steps", "40", "--save-every", "5", "--eval-every", "4",
+            "--early-stop-patience", "1", "--early-stop-mode", "max"]          # val_loss falls, so 'max' stops at the 2nd validation
+    assert main([*args, "--out", str(tmp_path/"straight")]) == 0
+    saved = lambda run: torch.load(run/"model.pt", weights_only=True)
+    before = saved(tmp_path/"straight")
+    assert main([*args, "--out", str(tmp_path/"straight"), "--resume"]) == 0
+    _same_file(saved(tmp_path/"straight"), before)
+    real = resm.train.save_pretrained
+    def die(*a, **k): raise KeyboardInterrupt("killed after the final checkpoint")
+    monkeypatch.setattr(resm.train, "save_pretrained", die)
+    with pytest.raises(KeyboardInterrupt): main([*args, "--out", str(tmp_path/"killed")])
+    monkeypatch.setattr(resm.train, "save_pretrained", real)
+    assert main([*args, "--out", str(tmp_path/"killed"), "--resume"]) == 0
+    _same_run(tmp_path/"straight", tmp_path/"killed", 8)
+    _same_file(saved(tmp_path/"killed"), before)
+
+
+def test_fsdp_best_state_is_a_plain_state_dict(tmp_path, fasta):
+    "torchrun --fsdp with validation: best_state.pt loads with weights_only and holds the full (gathered) weights."
+    out = tmp_path/"fsdp"
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "resm.cli",
+                        "train", *TINY, "--data", str(fasta), "--max-steps", "4", "--save-every", "4", "--eval-every", "2",
+                        "--fsdp", "--out", str(out)], capture_output=True, text=True, env=_env(), timeout=110)
+    assert r.returncode == 0, r.stderr[-3000:]
+    with open(out/"metrics.csv", newline="") as f: val = [float(r["val_loss"]) for r in csv.DictReader(f) if r["split"] == "val"]
+    assert len(val) == 2 and val[1] < val[0]                        # the best state is the final one
+    best = torch.load(out/"best_state.pt", map_location="cpu", weights_only=True)
+    final = load_model(out, device="cpu")[0].state_dict()
+    assert best.keys() == final.keys() and all(type(v) is torch.Tensor and torch.equal(v, final[k]) for k, v in best.items())
+
+
+@pytest.mark.parametrize("text,msg", [("1: 2\n", "unknown config keys: 1"), ("lr: 1" + "0" * 400 + "\n", "'lr' (--lr) must be float"),
+                                      ("early_stop_metric: val_los\nmax_steps: 0\n", "did you mean 'val_loss'")])
+def test_bad_yaml_config_is_one_error_line(tmp_path, text, msg):
+    "A non-string key, an int too large for a float and an unknown metric name end as one `error:` line, exit 2."
+    (tmp_path/"c.yaml").write_text(text)
+    r = subprocess.run([sys.executable, "-m", "resm.cli", "train", "--out", str(tmp_path/"run"), "--config", str(tmp_path/"c.yaml"),
+                        "--device", "cpu"], capture_output=True, text=True, env=_env(), timeout=60)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "resm train: error:" in r.stderr and msg in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("dest,fmt,msg", [("model", "safetensors", "must end in .safetensors"), ("", "fair-esm", "an empty path"),
+                                          ("", "hf", "an empty path")])
+def test_export_refuses_bad_destination(tmp_path, dest, fmt, msg):
+    "A .safetensors export needs the suffix load_model reads it by; an empty DEST is refused like an empty --out."
+    r = subprocess.run([sys.executable, "-m", "resm.cli", "export", "tiny", dest, "--format", fmt], capture_output=True, text=True,
+                       env=_env(), timeout=60, cwd=tmp_path)
+    last = r.stderr.strip().splitlines()[-1]                         # argparse prints its usage first
+    assert r.returncode == 2 and "resm export: error:" in last and msg in last and "Errno" not in r.stderr, r.stderr
+    assert list(tmp_path.iterdir()) == []
