@@ -297,7 +297,8 @@ def embed_fasta(fasta:str|Path,          # input FASTA
     check_lengths(records, long, (2 if attention_dtype == "fp16" else 4) * attention, m.num_layers * m.attention_heads, out)
     out = Path(out)
     settings = dict(model=getattr(m, "resm_meta", {}).get("spec", "custom"), mapping=tok.mapping_name, dtype=dtype,
-                    long=long if long == "full" else f"window{window}", layers="default" if layers is None else ",".join(map(str, layers)), format=fmt)
+                    long=long if long == "full" else f"window{window}", layers="default" if layers is None else ",".join(map(str, layers)),
+                    format=fmt + ("+pooled" if pooled else "") + (f"+attention-{attention_dtype}" if attention else ""))   # what each record holds
     man, todo = open_run(out, MANIFEST_COLUMNS, settings, records, rank, world)
     m = cast_model(m, dtype)                                    # once for the run (a copy when a cast is needed)
     open_maps, close_maps = _map_files(out, m.num_layers * m.attention_heads, np.float16 if attention_dtype == "fp16" else np.float32)

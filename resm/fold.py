@@ -113,7 +113,7 @@ def fold_fasta(fasta:str|Path,         # input FASTA
     out = Path(out)
     decode = f"{method},t={threshold},canonical={canonical},min_loop={min_loop}"
     settings = dict(model=getattr(m, "resm_meta", {}).get("spec", "custom"), mapping=tok.mapping_name, head=str(head),
-                    dtype=dtype if sdpa_dtype in (None, dtype) else f"{dtype},sdpa={sdpa_dtype}", long=long if long == "full" else f"window{window}", format=fmt, decode=decode)
+                    dtype=dtype if sdpa_dtype in (None, dtype) else f"{dtype},sdpa={sdpa_dtype}", long=long if long == "full" else f"window{window}", format=fmt + ("+probs" if probs else ""), decode=decode)
     man, todo = open_run(out, MANIFEST_COLUMNS, settings, records, rank, world)
     mine = [r for r, s in zip(todo, shard_sizes([len(s) ** 2 for _, s in todo], world)) if s == rank]   # cost ~ L²
     if isinstance(h, Probe): m = cast_model(m, dtype)        # weights cast once for the run (a copy when needed)
