@@ -143,14 +143,19 @@ def proxy_dms(seq:str # wild-type sequence (A, C, G, U)
     return df
 
 # %% ../nbs/09c_fitness.ipynb
-def _read_wt(wt:str)->tuple:
+def _read_wt(wt:str, methods=())->tuple:
     p = Path(wt)
     if p.exists():
         recs = read_fasta(p)                                           # {id: sequence}
         if not recs: raise ValueError(f"{wt}: no FASTA record")
-        return next(iter(recs.items()))
-    try: return "wt", normalize_seq(wt, "wt")                         # a sequence given on the command line
-    except ValueError as e: raise OptionError(f"--wt: {e}") from None
+        rid, seq = next(iter(recs.items()))
+    elif "/" in wt or "\\" in wt or p.suffix: raise OptionError(f"--wt: {wt}: no such file (give a FASTA file or the sequence itself)")
+    else:
+        try: rid, seq = "wt", normalize_seq(wt, "wt")                 # a sequence given on the command line
+        except ValueError as e: raise OptionError(f"--wt: {e}") from None
+    if "pll" in methods and "X" in seq:                                # PLL scores every position: A, C, G, U only
+        raise OptionError(f"--wt: record {rid}: position {seq.index('X') + 1} is not A, C, G or U, which the pll method needs")
+    return rid, seq
 
 def mini_fitness_jobs(n_wt:int=1, max_len:int=80, split:str="test", seed:int=0)->list:
     "Proxy jobs (id, wt, table) from the shortest mini-benchmark sequences of a split."
@@ -198,7 +203,7 @@ def _run_cli(args)->int:
     if args.data == "mini": jobs = mini_fitness_jobs(args.n_wt, args.max_len, args.split)
     else:
         if not args.wt: raise ValueError("--wt SEQ|FASTA is required with a DMS table")
-        wid, wt = _read_wt(args.wt)
+        wid, wt = _read_wt(args.wt, methods)
         jobs = [(wid, wt, load_dms_csv(args.data))]
     met = run_fitness(args.model, jobs, args.out, methods, args.offset, args.batch_size, args.device, args.max_variants, args.trust_checkpoint)
     print(json.dumps(dict(n=met["n"], spearman=met["spearman"]), indent=1))

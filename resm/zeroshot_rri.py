@@ -86,7 +86,7 @@ def load_rri_csv(path:str|Path # CSV: id, seq1, seq2 and optionally structure ("
     miss = {"id", "seq1", "seq2"} - set(df.columns)
     if miss: raise ValueError(f"{path}: missing column(s) {sorted(miss)}; need id, seq1, seq2 [, structure | pairs]")
     if df.empty: raise ValueError(f"{path}: no rows")
-    from resm.io import normalize_seq
+    from resm.io import normalize_seq, pairs_from_dotbracket
     df = df.assign(seq1=[normalize_seq(s, f"{i} (seq1)") for i, s in zip(df.id, df.seq1)],
                    seq2=[normalize_seq(s, f"{i} (seq2)") for i, s in zip(df.id, df.seq2)])
     for i, a, b in zip(df.id, df.seq1, df.seq2):
@@ -97,7 +97,8 @@ def load_rri_csv(path:str|Path # CSV: id, seq1, seq2 and optionally structure ("
         if "structure" in df and isinstance(r.structure, str) and r.structure:
             if len(r.structure) != n1 + 1 + len(r.seq2) or r.structure[n1] != "&":
                 raise ValueError(f"record {r.id}: structure must be len(seq1) + '&' + len(seq2) characters")
-            pairs.append(sorted((i, j - n1 - 1) for i, j in bracket_pairs(r.structure) if i < n1 < j)); src.append("file")
+            both = pairs_from_dotbracket(r.structure[:n1] + "." + r.structure[n1 + 1:], str(r.id))   # every bracket tier, checked
+            pairs.append(sorted((i, j - n1 - 1) for i, j in both if i < n1 < j)); src.append("file")
         elif "pairs" in df and isinstance(r.pairs, str) and r.pairs.strip():
             pairs.append(_parse_pair_list(r.pairs, r.id, n1, len(r.seq2))); src.append("file")
         else: pairs.append(vienna_duplex(r.seq1, r.seq2)[0]); src.append("viennarna_proxy")
