@@ -139,6 +139,9 @@ def _load(cls, path:str|Path):
     "Read a probe written by `Probe.save`."
     path = Path(path)
     d = json.loads(path.read_text()) if path.suffix == ".json" else safe_load(path)
+    if not isinstance(d, dict) or (miss := [k for k in ("weight", "bias", "min_sep") if k not in d]):
+        raise ValueError(f"{path}: not a probe file (needs 'weight', 'bias' and 'min_sep'"
+                         + (f"; missing {', '.join(map(repr, miss))})" if isinstance(d, dict) else ")"))
     return cls(np.asarray(d["weight"], np.float32), float(d["bias"]), int(d["min_sep"]), dict(d.get("arch", {})))
 Probe.save, Probe.load = _save, classmethod(_load)
 
