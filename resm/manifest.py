@@ -4,19 +4,21 @@
 
 # %% ../nbs/03a_manifest.ipynb 2
 from __future__ import annotations
-import difflib, lzma, os, re, shutil, sys, tarfile, tempfile, zipfile, zlib
+import difflib, fcntl, json, lzma, os, re, shutil, sys, tarfile, tempfile, zipfile, zlib
+from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
 from urllib.parse import urlparse
-from .files import atomic_path
+from .files import _fsync, file_mode
 import pooch
 import yaml
+from tqdm.auto import tqdm
 
 # %% auto 0
 __all__ = ['PKG_DIR', 'ASSETS_DIR', 'REQUIRED', 'BUNDLED_REQUIRED', 'UNPACKED_FROM', 'default_manifest', 'cache_dir', 'DataError',
            'ChecksumError', 'validate_manifest', 'load_manifest', 'entry_filename', 'entry_path', 'sha256sum',
-           'unknown_entry', 'ArchiveError', 'extract_dir', 'unpacked_from', 'safe_extract', 'folder_note', 'fetch',
-           'verify', 'add_cli']
+           'unknown_entry', 'ArchiveError', 'extract_dir', 'unpacked_from', 'safe_extract', 'folder_note',
+           'ResumableDownloader', 'fetch', 'verify', 'add_cli']
 
 # %% ../nbs/03a_manifest.ipynb
 PKG_DIR = Path(str(files("resm"))).resolve()
@@ -188,28 +190,146 @@ def _check_file(name, e, path:Path, target:Path|None=None)->Path:
     return path
 
 # %% ../nbs/03a_manifest.ipynb
+def _total_from(content_range:str|None)->int|None:
+    "The full size in `Content-Range: bytes S-E/TOTAL` (or `bytes */TOTAL`); None when absent or `*`."
+    m = re.fullmatch(r"\s*bytes\s+(?:\d+-\d+|\*)/(\d+)\s*", content_range or "")
+    return int(m.group(1)) if m else None
+
+def _info_path(part:Path)->Path: return part.with_name(part.name + ".info")
+
+def _discard(part:Path):
+    "Remove a partial download and the note of where it came from."
+    for p in (part, _info_path(part)): p.unlink(missing_ok=True)
+
+class ResumableDownloader:
+    "A pooch downloader (`downloader(url, output_file, pooch)`) that continues a partial `output_file` with an HTTP `Range` request."
+    def __init__(self, progressbar:bool=False, timeout:float=60, chunk_size:int=1<<16):
+        self.progressbar, self.timeout, self.chunk_size = progressbar, timeout, chunk_size
+        self.resumed_from = 0   # after a call: the byte the download continued from (0: from the start)
+
+    def _resumable(self, url, out:Path)->tuple[int, dict]:
+        "Bytes already in `out` that may be continued, and the validator headers for `If-Range`."
+        info_p = _info_path(out)
+        try: have, info = out.stat().st_size, json.loads(info_p.read_text())
+        except (OSError, ValueError): info = None
+        if not info or info.get("url") != url:   # no partial, or one whose source is unknown or another URL
+            _discard(out); return 0, {}
+        return have, ({"If-Range": info["validator"]} if info.get("validator") else {})
+
+    def __call__(self, url:str, output_file:str, pooch=None):
+        import requests
+        out = Path(output_file); self.resumed_from = 0
+        have, extra = self._resumable(url, out)
+        for _ in range(2):   # a second pass only after an unusable answer to a Range request, from the start
+            headers = {"Accept-Encoding": "identity", **({"Range": f"bytes={have}-", **extra} if have else {})}
+            with requests.get(url, headers=headers, stream=True, timeout=self.timeout) as r:
+                crange = r.headers.get("Content-Range")
+                if have and r.status_code == 416:               # nothing left to send: complete, or the file shrank
+                    if _total_from(crange) == have: self.resumed_from = have; return None
+                elif have and r.status_code == 206:
+                    m = re.fullmatch(r"\s*bytes\s+(\d+)-\d+/(\d+|\*)\s*", crange or "")
+                    if m and int(m.group(1)) == have:
+                        return self._write(r, url, out, have, _total_from(crange))
+                else:
+                    r.raise_for_status()
+                    if r.status_code == 200: return self._write(r, url, out, 0, int(r.headers.get("Content-Length") or 0) or None)
+            _discard(out); have, extra = 0, {}
+        raise requests.HTTPError(f"{url}: unusable answer to a download request (HTTP {r.status_code})")
+
+    def _write(self, r, url:str, out:Path, start:int, total:int|None):
+        if start == 0:   # a fresh copy: the partial file's content and its source note are replaced together
+            with open(out, "wb"): pass
+            et, lm = r.headers.get("ETag"), r.headers.get("Last-Modified")
+            _info_path(out).write_text(json.dumps(dict(url=url, validator=et if et and not et.startswith("W/") else lm)))
+        self.resumed_from = start
+        bar = tqdm(total=total, initial=start, ncols=79, unit="B", unit_scale=True, leave=True) if self.progressbar else None
+        try:
+            with open(out, "r+b") as f:
+                f.seek(start); f.truncate()
+                for chunk in r.iter_content(chunk_size=self.chunk_size):
+                    f.write(chunk)
+                    if bar: bar.update(len(chunk))
+        finally:
+            if bar: bar.close()
+        size = out.stat().st_size
+        if total is not None and size != total:
+            if size > total: _discard(out)
+            raise OSError(f"received {size} of {total} bytes")
+        return None
+
+# %% ../nbs/03a_manifest.ipynb
+@contextmanager
+def _download_lock(target:Path):
+    "Hold `.NAME.lock` next to `target` (an `flock`, released by the kernel when its holder dies); wait while another process holds it."
+    lock, said = target.with_name(f".{target.name}.lock"), False
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, file_mode())
+        try:
+            try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if not said:
+                    holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+                    print(f"note: waiting for process {holder}, which is fetching {target.name} ({lock})", file=sys.stderr); said = True
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            st = os.fstat(fd)
+            try: current = os.stat(lock)
+            except FileNotFoundError: current = None
+            if current is not None and (current.st_ino, current.st_dev) == (st.st_ino, st.st_dev): break
+        except BaseException: os.close(fd); raise
+        os.close(fd)   # the holder we waited for removed this lock file: lock the one now at that name
+    try:
+        os.ftruncate(fd, 0); os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)   # who holds it, for the message above
+        yield lock
+    finally:
+        lock.unlink(missing_ok=True); os.close(fd)   # removed while still held, so no waiter locks a file that is gone
+
+# %% ../nbs/03a_manifest.ipynb
 def fetch(name:str,                 # manifest entry
           manifest=None,            # manifest path or already-loaded dict
           dest=None,                # cache folder (default `cache_dir()`)
-          downloader=None,          # pooch downloader (default `pooch.HTTPDownloader`)
+          downloader=None,          # pooch downloader (default `ResumableDownloader`)
           progress:bool=False       # show a progress bar
          )->Path:                   # verified local file (or extracted folder for `extract: true`)
-    "Download entry `name` into the cache, verify its sha256, and unpack it if it is an archive."
+    "Download entry `name` into the cache (continuing an interrupted download), verify its sha256, and unpack it if it is an archive."
     m = manifest if isinstance(manifest, dict) else load_manifest(manifest)
     if name not in m["entries"]: raise unknown_entry(name, m["entries"])
     e = m["entries"][name]; target = entry_path(name, e, dest)
-    if target.exists():
+    if target.exists():   # no lock needed to use a valid file (the cache may be read-only)
         try: return _finish(name, e, _check_file(name, e, target), e.get("sha256"))
         except ChecksumError as err: print(f"warning: {err}; downloading again", file=sys.stderr)
     if e.get("manual"):
         raise DataError(f"{name!r} has no direct download URL. Get it from\n  {e['url']}\n({e.get('note', '')})\nand put it (the file, or a folder with the unpacked files) at\n  {target}")
-    with atomic_path(target) as tmp:   # a failed or interrupted download never takes the final name
-        try: (downloader or pooch.HTTPDownloader(progressbar=progress, timeout=60))(e["url"], str(tmp), None)
-        except Exception as err: raise DataError(_offline_msg(name, e, target, f"{type(err).__name__}: {err}")) from err
-        _check_file(name, e, tmp, target)
-        if not e.get("sha256"): print(f"note: {name!r} has no sha256 in the manifest; the downloaded file has sha256 {sha256sum(tmp)} "
-                                      f"(pin it as `sha256:` of {name!r} in the manifest)", file=sys.stderr)
-    return _finish(name, e, target, e.get("sha256"))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _download_lock(target):
+        if target.exists():   # another fetch finished it while this one waited
+            try: return _finish(name, e, _check_file(name, e, target), e.get("sha256"))
+            except ChecksumError as err: print(f"warning: {err}; downloading again", file=sys.stderr)
+        return _finish(name, e, _download(name, e, target, downloader or ResumableDownloader(progressbar=progress, timeout=60)), e.get("sha256"))
+
+def _download(name, e, target:Path, dl)->Path:
+    "Download into `.NAME.part` (continuing it when `dl` can), verify, and move it to `target`; a resumed copy that fails its sha256 is discarded and downloaded once more from the start."
+    part = target.with_name(f".{target.name}.part")
+    if not isinstance(dl, ResumableDownloader): _discard(part)   # a downloader that cannot continue starts afresh
+    while True:
+        try: dl(e["url"], str(part), None)
+        except Exception as err:
+            kept = part.stat().st_size if part.exists() and _info_path(part).exists() else 0
+            more = f"\n{kept} bytes are kept in {part}; the next `resm data fetch {name}` continues from there." if kept else ""
+            if not kept: _discard(part)
+            raise DataError(_offline_msg(name, e, target, f"{type(err).__name__}: {err}") + more) from err
+        start, actual = getattr(dl, "resumed_from", 0), sha256sum(part)
+        if not e.get("sha256") or actual == e["sha256"]: break
+        if start:
+            print(f"warning: sha256 mismatch for {name!r} after continuing a partial download at byte {start}: expected {e['sha256']}, "
+                  f"actual {actual}; the partial download {part} was discarded, downloading again from the start", file=sys.stderr)
+            _discard(part); continue
+        bad = _aside(target); os.replace(part, bad); _discard(part)
+        raise ChecksumError(f"sha256 mismatch for {name!r}: expected {e['sha256']}, actual {actual}; the bad file was moved aside to {bad}")
+    if not e.get("sha256"): print(f"note: {name!r} has no sha256 in the manifest; the downloaded file has sha256 {actual} "
+                                  f"(pin it as `sha256:` of {name!r} in the manifest)", file=sys.stderr)
+    _fsync(part); os.chmod(part, file_mode()); os.replace(part, target); _info_path(part).unlink(missing_ok=True)
+    _fsync(target.parent, directory=True)
+    return target
 
 def _finish(name, e, path:Path, sha256=None)->Path:
     "The file, or for `extract: true` its unpacked folder; a file that is no archive is moved aside to `.bad`."

@@ -1,5 +1,5 @@
-"resm data: the real pooch downloader against a loopback HTTP server (success, checksum mismatch, interrupted transfer), offline errors, safe extraction, the CLI."
-import argparse, hashlib, http.server, io, os, subprocess, sys, tarfile, threading
+"resm data: the real downloader against a loopback HTTP server (success, checksum mismatch, interrupted and resumed transfers, the download lock), offline errors, safe extraction, the CLI."
+import argparse, hashlib, http.server, io, os, re, subprocess, sys, tarfile, threading, time
 from pathlib import Path
 import pytest
 import yaml
@@ -17,17 +17,31 @@ PAGE = b"<!DOCTYPE html>\n<html><body>Sign in to continue</body></html>\n"   # w
 ROUTES = {"/page/archiveII.tar.gz": PAGE, "/page/bpRNA_dataset.zip": PAGE, "/cut/archiveII.tar.gz": TAR[: len(TAR) // 2]}
 
 class Handler(http.server.BaseHTTPRequestHandler):
-    hits = []
+    hits = []      # paths requested
+    seen = []      # (path, Range header, If-Range header) of every request
+    cut = {}       # path -> bytes of the next answer to send before hanging up (once)
     def log_message(self, *a): pass
     def do_GET(self):
-        Handler.hits.append(self.path)
+        Handler.hits.append(self.path); Handler.seen.append((self.path, self.headers.get("Range"), self.headers.get("If-Range")))
         body = TAR if self.path.startswith("/ds.tar.gz") else ROUTES.get(self.path, BODY)
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body))); self.end_headers()
-        if self.path.startswith("/short"):   # promise len(body) bytes, send half, hang up
-            self.wfile.write(body[: len(body) // 2]); self.wfile.flush(); self.close_connection = True
+        etag, start, rng = f'"{hashlib.sha256(body).hexdigest()[:16]}"', 0, self.headers.get("Range")
+        if rng and not self.path.startswith("/norange") and self.headers.get("If-Range", etag) == etag:   # Range support
+            start = int(re.fullmatch(r"bytes=(\d+)-", rng).group(1))
+            if start >= len(body):
+                self.send_response(416); self.send_header("Content-Range", f"bytes */{len(body)}")
+                self.send_header("Content-Length", "0"); self.end_headers(); return
+            self.send_response(206); self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+        else: self.send_response(200)
+        data = body[start:]
+        self.send_header("Content-Length", str(len(data))); self.send_header("ETag", etag); self.end_headers()
+        n = len(body) // 2 if self.path.startswith("/short") else Handler.cut.pop(self.path, None)
+        if n is not None:   # promise len(data) bytes, send n, hang up
+            self.wfile.write(data[:n]); self.wfile.flush(); self.close_connection = True
             return
-        self.wfile.write(body)
+        if self.path.startswith("/slow"):
+            for i in range(0, len(data), 20_000): self.wfile.write(data[i:i + 20_000]); self.wfile.flush(); time.sleep(0.05)
+            return
+        self.wfile.write(data)
 
 @pytest.fixture(scope="module")
 def server():
@@ -87,7 +101,76 @@ def test_interrupted_transfer(server, tmp_path, sha, capsys):
     dest = tmp_path / "cache"
     assert _cli("data", "fetch", "cut", "--manifest", str(m), "--dest", str(dest)) != 0
     assert "could not download 'cut'" in capsys.readouterr().err
-    assert _leftovers(dest) == []     # no partial file, nothing that looks valid
+    assert _leftovers(dest) == [".short.bin.part", ".short.bin.part.info"]    # only the hidden partial file: nothing that looks valid
+
+def _cut_download(server, tmp_path, path, sha=SHA, n=100_000):
+    "A fetch whose transfer the server ends after `n` bytes; returns manifest, cache folder and the bytes kept."
+    tmp_path.mkdir(exist_ok=True)
+    m, dest = _manifest(tmp_path, x=_entry(f"{server}{path}", sha)), tmp_path / "cache"
+    Handler.cut[path] = n
+    with pytest.raises(DataError, match="continues from there"): fetch("x", m, dest=dest)
+    part = dest / f".{Path(path).name}.part"
+    kept = part.read_bytes()
+    assert 0 < len(kept) <= n and kept == BODY[: len(kept)]
+    return m, dest, len(kept)
+
+@pytest.mark.parametrize("sha", [SHA, None])
+def test_interrupted_download_resumes(server, tmp_path, sha, capsys):
+    m, dest, kept = _cut_download(server, tmp_path, "/resume.bin", sha)
+    assert _leftovers(dest) == [".resume.bin.part", ".resume.bin.part.info"]
+    n = len(Handler.seen)
+    assert fetch("x", m, dest=dest).read_bytes() == BODY
+    etag = f'"{SHA[:16]}"'
+    assert Handler.seen[n:] == [("/resume.bin", f"bytes={kept}-", etag)]   # only the remainder, and only if the file is unchanged
+    assert _leftovers(dest) == ["resume.bin"]
+
+def test_server_ignoring_range(server, tmp_path):
+    m, dest, kept = _cut_download(server, tmp_path, "/norange/x.bin")
+    n = len(Handler.seen)
+    assert fetch("x", m, dest=dest).read_bytes() == BODY          # the server answered 200 with the whole file
+    assert [r for _, r, _ in Handler.seen[n:]] == [f"bytes={kept}-"] and _leftovers(dest) == ["x.bin"]
+
+def test_complete_part_is_not_downloaded_again(server, tmp_path):
+    m, dest, kept = _cut_download(server, tmp_path, "/whole.bin")
+    (dest / ".whole.bin.part").write_bytes(BODY)                   # killed after the last byte, before the move
+    n = len(Handler.seen)
+    assert fetch("x", m, dest=dest).read_bytes() == BODY
+    assert Handler.seen[n:] == [("/whole.bin", f"bytes={len(BODY)}-", f'"{SHA[:16]}"')] and _leftovers(dest) == ["whole.bin"]   # 416: nothing left
+
+def test_resumed_part_failing_sha256_is_discarded(server, tmp_path, capsys):
+    m, dest, kept = _cut_download(server, tmp_path, "/bad-part.bin")
+    part = dest / ".bad-part.bin.part"; part.write_bytes(b"x" * kept)   # a partial file whose bytes are not the file's
+    n = len(Handler.seen)
+    assert fetch("x", m, dest=dest).read_bytes() == BODY
+    err = capsys.readouterr().err
+    assert f"sha256 mismatch for 'x' after continuing a partial download at byte {kept}" in err
+    assert f"the partial download {part} was discarded, downloading again from the start" in err
+    assert [r for _, r, _ in Handler.seen[n:]] == [f"bytes={kept}-", None] and _leftovers(dest) == ["bad-part.bin"]
+    # a wrong sha256 in the manifest: the resumed copy is discarded, the fresh one moved aside; no final file, no partial file
+    m, dest, kept = _cut_download(server, tmp_path / "w", "/bad-pin.bin", sha="0" * 64)
+    with pytest.raises(ChecksumError, match="moved aside"): fetch("x", m, dest=dest)
+    assert "was discarded, downloading again from the start" in capsys.readouterr().err
+    assert _leftovers(dest) == ["bad-pin.bin.corrupt"] and (dest / "bad-pin.bin.corrupt").read_bytes() == BODY
+
+def test_stale_lock_is_taken_over(server, tmp_path):
+    m, dest, kept = _cut_download(server, tmp_path, "/stale.bin")
+    dead = subprocess.Popen([sys.executable, "-c", ""]); dead.wait()
+    (dest / ".stale.bin.lock").write_text(f"{dead.pid}\n")           # left by a fetch that was killed
+    n = len(Handler.seen)
+    assert fetch("x", m, dest=dest).read_bytes() == BODY
+    assert [r for _, r, _ in Handler.seen[n:]] == [f"bytes={kept}-"] and _leftovers(dest) == ["stale.bin"]
+
+def test_concurrent_fetches_download_once(server, tmp_path, capsys):
+    m, dest = _manifest(tmp_path, x=_entry(f"{server}/slow.bin", SHA)), tmp_path / "cache"
+    out, n = {}, len(Handler.hits)
+    t = threading.Thread(target=lambda: out.setdefault("first", fetch("x", m, dest=dest))); t.start()
+    while "/slow.bin" not in Handler.hits[n:]: time.sleep(0.01)    # the first fetch is downloading
+    second = fetch("x", m, dest=dest); t.join()
+    assert out["first"] == second == dest / "slow.bin" and second.read_bytes() == BODY
+    assert Handler.hits[n:].count("/slow.bin") == 1                   # the second waited, then used the first one's file
+    assert f"waiting for process {os.getpid()}, which is fetching slow.bin" in capsys.readouterr().err
+    assert _leftovers(dest) == ["slow.bin"]
+
 
 def test_offline_message(tmp_path):
     m = _manifest(tmp_path, off=_entry("http://127.0.0.1:9/files/off.ckpt?download=1", SHA))
