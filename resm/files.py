@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 # %% auto 0
-__all__ = ['file_mode', 'atomic_path', 'atomic_write_bytes', 'atomic_write_text', 'clean_tmp']
+__all__ = ['file_mode', 'move_into_place', 'atomic_path', 'atomic_write_bytes', 'atomic_write_text', 'clean_tmp']
 
 # %% ../nbs/00a_files.ipynb
 def file_mode()->int:
@@ -24,6 +24,12 @@ def _fsync(path:Path, directory:bool=False):
     except OSError: pass  # some file systems cannot fsync a folder
     finally: os.close(fd)
 
+def move_into_place(tmp:Path, # a finished temporary file in `path`'s folder
+                    path:Path # its final name
+                   ):
+    "Flush `tmp` to disk, give it the usual permissions, rename it over `path` atomically, and flush the folder."
+    _fsync(tmp); os.chmod(tmp, file_mode()); os.replace(tmp, path); _fsync(Path(path).parent, directory=True)
+
 @contextmanager
 def atomic_path(path:str|Path, # destination; its folder is created if missing
                )->Iterator[Path]: # a temporary path in the same folder, to be written by the caller
@@ -32,7 +38,7 @@ def atomic_path(path:str|Path, # destination; its folder is created if missing
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"); os.close(fd); tmp = Path(tmp)
     try:
         yield tmp
-        _fsync(tmp); os.chmod(tmp, file_mode()); os.replace(tmp, path); _fsync(path.parent, directory=True)
+        move_into_place(tmp, path)
     finally:
         if tmp.exists(): tmp.unlink()
 

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
 from urllib.parse import urlparse
-from .files import _fsync, file_mode
+from .files import file_mode, move_into_place
 import pooch
 import yaml
 from tqdm.auto import tqdm
@@ -327,8 +327,7 @@ def _download(name, e, target:Path, dl)->Path:
         raise ChecksumError(f"sha256 mismatch for {name!r}: expected {e['sha256']}, actual {actual}; the bad file was moved aside to {bad}")
     if not e.get("sha256"): print(f"note: {name!r} has no sha256 in the manifest; the downloaded file has sha256 {actual} "
                                   f"(pin it as `sha256:` of {name!r} in the manifest)", file=sys.stderr)
-    _fsync(part); os.chmod(part, file_mode()); os.replace(part, target); _info_path(part).unlink(missing_ok=True)
-    _fsync(target.parent, directory=True)
+    move_into_place(part, target); _info_path(part).unlink(missing_ok=True)
     return target
 
 def _finish(name, e, path:Path, sha256=None)->Path:
