@@ -223,7 +223,7 @@ def reg_scores(y, pred)->dict:
 # %% ../nbs/10a_finetune_reg.ipynb
 def _fit(kind:str, module, tok, df:pd.DataFrame, out:Path, tcfg_d:dict, batch_size:int, seed:int, seq_len:int,
          resume:bool, mu:float, sd:float, device:str)->dict:
-    "Train one model with `train_loop`; return predictions (original scale) for every row of df."
+    "Train one model with `train_loop`; return its predictions (original scale) for every row of df, and the steps it trained."
     tr, va = df[df.split == "train"].reset_index(drop=True), df[df.split == "val"].reset_index(drop=True)
     ytr = torch.tensor(((tr.y - mu) / sd).to_numpy(), dtype=torch.float32)
     def loss_fn(m, batch):
@@ -235,7 +235,7 @@ def _fit(kind:str, module, tok, df:pd.DataFrame, out:Path, tcfg_d:dict, batch_si
         s = reg_scores(va.y, p); return {"val_r2": s["r2"], "val_spearman": s["spearman"]}
     hist = train_loop(train_config(tcfg_d), module, out, loss_fn, reg_batches(len(tr), batch_size, seed), evaluate, resume)
     if (out/"best_state.pt").exists(): module.load_state_dict(safe_load(out/"best_state.pt"))   # best val R²
-    return predict_reg(module, kind, tok, df.sequence.tolist(), seq_len, device=device) * sd + mu
+    return predict_reg(module, kind, tok, df.sequence.tolist(), seq_len, device=device) * sd + mu, hist["step"]
 
 # %% ../nbs/10a_finetune_reg.ipynb
 def _plot_reg(out:Path, pred:pd.DataFrame, title:str):
@@ -281,16 +281,16 @@ def finetune_reg(task:str="mrl",              # "mrl" or "expression"
     bb, tok = load_model(model, device=device, trust_checkpoint=trust_checkpoint)
     seed_everything(seed); m = RegModel(bb, mode, pool).to(device)
     lr_m = lr or {"frozen": 1e-3, "lora": 3e-4, "full": 5e-5}[mode]
-    pr = _fit("esm", m, tok, df, out/"resm", base | {"lr": lr_m, "min_lr": lr_m / 10} | (train or {}), batch_size, seed, seq_len, resume, mu, sd, device)
+    pr, n_resm = _fit("esm", m, tok, df, out/"resm", base | {"lr": lr_m, "min_lr": lr_m / 10} | (train or {}), batch_size, seed, seq_len, resume, mu, sd, device)
     seed_everything(seed); cnn = OnehotCNN(seq_len).to(device)
-    pc = _fit("cnn", cnn, tok, df, out/"cnn", base | {"lr": lr or 1e-3, "min_lr": (lr or 1e-3) / 10} | (train or {}), batch_size, seed, seq_len, resume, mu, sd, device)
+    pc, n_cnn = _fit("cnn", cnn, tok, df, out/"cnn", base | {"lr": lr or 1e-3, "min_lr": (lr or 1e-3) / 10} | (train or {}), batch_size, seed, seq_len, resume, mu, sd, device)
     pred = df.assign(pred_resm=pr, pred_cnn=pc)
     res = {name: {s: reg_scores(g.y, g[col]) for s, g in pred.groupby("split")} for name, col in [("resm", "pred_resm"), ("cnn_baseline", "pred_cnn")]}
     metrics = dict(task=task, model=str(model), data=str(data), mode=mode, pool=pool, target=target or ("rl" if task == "mrl" else "default"),
                    split_rule=(f"test = top {min(n_test, int(0.2 * len(df)))} rows by total_reads; val = random 10% of the rest (seed {seed})"
                                if task == "mrl" else "split column, else seeded random 80/10/10"),
                    n={s: int(n) for s, n in df.split.value_counts().items()}, target_mean=mu, target_std=sd, cnn_seq_len=seq_len,
-                   steps=max_steps, seed=seed, results=res, time_s=round(time.time() - t0, 1))
+                   steps=dict(resm=n_resm, cnn_baseline=n_cnn), seed=seed, results=res, time_s=round(time.time() - t0, 1))   # steps trained: early stopping may end before max_steps
     atomic_write_text(out/"predictions.csv", pred.drop(columns=[c for c in ["total_reads"] if c in pred]).to_csv(index=False))
     atomic_write_text(out/"metrics.json", json.dumps(metrics, indent=2, default=float) + "\n")
     _plot_reg(out, pred, f"{task} · {model} · {mode}/{pool} · test split")

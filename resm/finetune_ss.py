@@ -245,7 +245,7 @@ def finetune_ss(model:str="tiny",            # backbone spec for `load_model` (f
     if vienna: per.append(score_structures(ev, [vienna_pairs(s) for s in ev.sequence], "vienna"))
     per = pd.concat(per, ignore_index=True)
     metrics = dict(task="ss", model=str(model), data=str(data), n_train=len(tr), n_val=len(va), threshold=cfg.threshold,
-                   val_f1=tuned["f1"], threshold_curve=tuned["curve"], head=cfg.to_dict(), steps=len(hist["steps"]) and hist["steps"][-1], best_step=hist["best_step"],
+                   val_f1=tuned["f1"], threshold_curve=tuned["curve"], head=cfg.to_dict(), steps=hist["step"], best_step=hist["best_step"],
                    stopped_early=hist["stopped_early"], seed=seed,
                    results=_summaries(per), time_s=round(time.time() - t0, 1))
     save_head(h, out, extra=dict(model=str(model), data=str(data), val_f1=tuned["f1"]))

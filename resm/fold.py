@@ -4,7 +4,7 @@
 
 # %% ../nbs/07a_fold.ipynb 2
 from __future__ import annotations
-import json, sys
+import argparse, json, sys
 from types import SimpleNamespace
 from pathlib import Path
 import numpy as np
@@ -34,9 +34,15 @@ def load_fold_head(head:str|Path, # "zeroshot", a probe file, or a fine-tuned he
         if not ((p/"head.pt").exists() and (p/"head_config.json").exists()):
             raise ValueError(f"{p} is not a head folder: it needs head.pt and head_config.json")
         with about(p, also=(KeyError, TypeError, AttributeError, IndexError)): h = load_head(p)
+        cfg = getattr(h, "cfg", None)
+        want = dict(num_layers=model.num_layers, attention_heads=model.attention_heads, mapping=tok.mapping_name,
+                    **({"embed_dim": model.embed_dim} if getattr(cfg, "emb_proj", 0) else {}))
+        if bad := {k: (getattr(cfg, k), v) for k, v in want.items() if getattr(cfg, k, v) != v}:   # its weights index this backbone's maps
+            raise ValueError(f"{p}: the head was trained on another backbone: " + ", ".join(f"{k} {a} (this model: {b})" for k, (a, b) in bad.items()))
         h.to(next(model.parameters()).device)                                  # its ResNet runs beside the backbone
         return SimpleNamespace(predict=lambda model, tok, seq: predict_structure(model, tok, h, seq), head=h,
-                               threshold=getattr(getattr(h, "cfg", None), "threshold", None))   # tuned on `val` when trained
+                               threshold=getattr(cfg, "threshold", None),      # tuned on `val` when trained ...
+                               canonical=getattr(cfg, "canonical", None), min_loop=getattr(cfg, "min_loop", None))   # ... with these
     if p.is_file():
         with about(p, also=(KeyError, TypeError, AttributeError, IndexError)): return Probe.load(p)
     raise ValueError(f"--head must be 'zeroshot', a probe file (.json/.pt) or a head folder; {str(head)!r} is none of these")
@@ -93,8 +99,8 @@ def fold_fasta(fasta:str|Path,         # input FASTA
                fmt:str="dbn",          # "dbn", "bpseq" or "ct"
                probs:bool=False,       # also save DIR/<id>_probs.npy (L, L) float32
                threshold:float|None=None, # decode: keep pairs with probability > threshold (None: the head's tuned one, else 0.5)
-               canonical:bool=False,   # decode: only AU, GC, GU pairs
-               min_loop:int=3,         # decode: minimum hairpin loop
+               canonical:bool|None=None, # decode: only AU, GC, GU pairs (None: a fine-tuned head's setting, else False)
+               min_loop:int|None=None, # decode: minimum hairpin loop (None: a fine-tuned head's setting, else 3)
                method:str="matching",  # decode: "matching" (max weight) or "greedy"
                dtype:str="fp32", device:str="auto",
                long:str="full", window:int=1022,
@@ -111,6 +117,8 @@ def fold_fasta(fasta:str|Path,         # input FASTA
     h = load_fold_head(head, m, tok)
     threshold = fold_threshold(h, threshold)
     out = Path(out)
+    canonical = bool(canonical if canonical is not None else getattr(h, "canonical", None) or False)   # as the head was tuned
+    min_loop = int(min_loop if min_loop is not None else 3 if getattr(h, "min_loop", None) is None else h.min_loop)
     decode = f"{method},t={threshold},canonical={canonical},min_loop={min_loop}"
     settings = dict(model=getattr(m, "resm_meta", {}).get("spec", "custom"), mapping=tok.mapping_name, head=str(head),
                     dtype=dtype if sdpa_dtype in (None, dtype) else f"{dtype},sdpa={sdpa_dtype}", long=long if long == "full" else f"window{window}", format=fmt + ("+probs" if probs else ""), decode=decode)
@@ -152,8 +160,9 @@ def add_cli(sub):
     p.add_argument("--format", default="dbn", choices=list(FORMATS))
     p.add_argument("--probs", action="store_true", help="also save <id>_probs.npy (L, L) pair probabilities")
     p.add_argument("--threshold", type=probability, default=None, help="keep pairs with probability above this (default: a fine-tuned head's tuned threshold, else 0.5)")
-    p.add_argument("--canonical", action="store_true", help="keep only AU, GC and GU pairs")
-    p.add_argument("--min-loop", type=nonnegative_int, default=3, help="minimum hairpin loop length")
+    p.add_argument("--canonical", action=argparse.BooleanOptionalAction, default=None,
+                   help="keep only AU, GC and GU pairs (default: a fine-tuned head's setting, else no)")
+    p.add_argument("--min-loop", type=nonnegative_int, default=None, help="minimum hairpin loop length (default: a fine-tuned head's setting, else 3)")
     p.add_argument("--method", default="matching", choices=["matching", "greedy"], help="one partner per base: max-weight matching or greedy")
     p.add_argument("--sdpa-dtype", default=None, choices=["fp32", "bf16"],
                    help="zero-shot probe: precision of the attention of the heads it does not read (their maps are not kept; "

@@ -59,6 +59,9 @@ def test_ss_resume_is_exact(tmp_path, monkeypatch):
     monkeypatch.setattr(fss, "ss_loss_fn", real)
     assert main([*args, "--out", str(killed), "--resume"]) == 0
     np.testing.assert_allclose(_train_rows(straight/"train").loss, _train_rows(killed/"train").loss, rtol=1e-6)
+    assert main([*args, "--out", str(killed), "--resume"]) == 0                # a finished run resumed: nothing to train ...
+    for k in ("steps", "best_step", "threshold", "val_f1"):                    # ... and the same record of it
+        assert json.loads((killed/"metrics.json").read_text())[k] == json.loads((straight/"metrics.json").read_text())[k], k
 
 
 @pytest.mark.parametrize("task,data,extra", [
@@ -77,6 +80,7 @@ def test_reg_cli_end_to_end_and_resume(tmp_path, task, data, extra):
     assert {"id", "split", "y", "pred_resm", "pred_cnn"} <= set(pred.columns) and (out/"finetune_reg.png").exists()
     assert main([*args, "--max-steps", "3", "--resume"]) == 0
     assert _train_rows(out/"resm").step.tolist() == [1, 2, 3] and _train_rows(out/"cnn").step.tolist() == [1, 2, 3]
+    assert json.loads((out/"metrics.json").read_text())["steps"] == {"resm": 3, "cnn_baseline": 3}   # the steps trained
 
 
 def test_mrl_split_rule_and_errors():

@@ -162,6 +162,21 @@ def test_finetuned_head_folder(tmp_path):
     res = fold_fasta(fa, "tiny", tmp_path/"o", head=tmp_path/"head", probs=True, progress=False)
     assert res["done"] == 1 and np.load(tmp_path/"o"/"s_probs.npy").shape == (30, 30)
 
+
+def test_finetuned_head_decodes_as_tuned_and_refuses_other_backbones(tmp_path):
+    "A head decodes with the canonical/min_loop it was tuned with unless told otherwise, and only on the backbone it was trained for."
+    from resm.sshead import SSHead, SSHeadConfig, save_head
+    torch.manual_seed(0)
+    save_head(SSHead(SSHeadConfig(num_layers=2, attention_heads=4, embed_dim=32, channels=8, blocks=1, canonical=True, min_loop=5)), tmp_path/"head")
+    fa = write_fasta(tmp_path/"in.fa", {"s": rand_seq(30)})
+    fold_fasta(fa, "tiny", tmp_path/"o", head=tmp_path/"head", progress=False)
+    assert ",canonical=True,min_loop=5" in (tmp_path/"o"/"manifest.tsv").read_text()
+    fold_fasta(fa, "tiny", tmp_path/"o2", head=tmp_path/"head", canonical=False, min_loop=3, progress=False)
+    assert ",canonical=False,min_loop=3" in (tmp_path/"o2"/"manifest.tsv").read_text()    # explicit settings win
+    save_head(SSHead(SSHeadConfig(num_layers=3, attention_heads=4, embed_dim=32, channels=8, blocks=1)), tmp_path/"h3")
+    with pytest.raises(ValueError, match=r"trained on another backbone: num_layers 3 \(this model: 2\)"):
+        fold_fasta(fa, "tiny", tmp_path/"o3", head=tmp_path/"h3", progress=False)
+
 from hypothesis import given, settings, strategies as st
 from resm.decode import decode_pairs
 
