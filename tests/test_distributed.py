@@ -51,14 +51,14 @@ def test_ddp_equals_gradient_accumulation(ddp_run, tmp_path):
     assert close(weights(ddp_run), weights(tmp_path/"acc"), 1e-5)
 
 def test_sigkill_both_ranks_then_resume(ddp_run, tmp_path):
-    "Kill the whole torchrun job after its step-4 checkpoint, rerun with --resume: identical losses and weights."
+    "Kill the whole torchrun job after its step-2 checkpoint, rerun with --resume: identical losses and weights."
     out = tmp_path/"killed"
     p = torchrun(out, "--max-steps", "6", wait=False)
     t0 = time.time()
-    while not (out/"checkpoints"/"step_4.pt").exists():
-        assert p.poll() is None and time.time() - t0 < 300, "run ended or stalled before its step-4 checkpoint"
-        time.sleep(0.05)
-    os.killpg(p.pid, signal.SIGKILL); p.wait()
+    while not (out/"checkpoints"/"step_2.pt").exists():
+        assert p.poll() is None and time.time() - t0 < 300, "run ended or stalled before its step-2 checkpoint"
+        time.sleep(0.002)
+    os.killpg(p.pid, signal.SIGSTOP); os.killpg(p.pid, signal.SIGKILL); p.wait()   # stopped at once: 4 steps were left
     assert not (out/"model.pt").exists()
     torchrun(out, "--max-steps", "6", "--resume")
     assert losses(out) == losses(ddp_run)
