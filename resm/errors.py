@@ -11,7 +11,7 @@ from pathlib import Path
 # %% auto 0
 __all__ = ['EXIT_OK', 'EXIT_BUG', 'EXIT_INPUT', 'EXIT_INTERRUPTED', 'positive_int', 'nonnegative_int', 'probability',
            'positive_float', 'window_length', 'input_errors', 'error_line', 'run_command', 'InputError', 'OptionError',
-           'about', 'naming_inputs', 'output_folder', 'device_name', 'check_table']
+           'about', 'naming_inputs', 'output_folder', 'device_name', 'table_sep', 'check_table']
 
 # %% ../nbs/00b_errors.ipynb
 EXIT_OK, EXIT_BUG, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -105,6 +105,11 @@ def device_name(s:str)->str:
     return s
 
 # %% ../nbs/00b_errors.ipynb
+def table_sep(path # a table given as a file (.csv, .tsv, .tab, optionally .gz)
+             )->str:
+    "The column separator every reader of tables uses: a tab for `.tsv`/`.tab` (also gzipped, any case), else a comma."
+    return "\t" if Path(str(path)).name.lower().removesuffix(".gz").endswith((".tsv", ".tab")) else ","
+
 def check_table(path,          # a CSV (or .tsv) given as --data
                 columns:list,  # columns that must be present and filled in every row
                 numeric:list=()# columns whose filled cells must be finite numbers (empty cells: only refused if in `columns`)
@@ -112,7 +117,7 @@ def check_table(path,          # a CSV (or .tsv) given as --data
     "Refuse a table with a missing column, an empty required cell or a cell that is not a number, naming the row."
     import pandas as pd
     with about(path):   # missing values as pandas reads them by default ("", "NA", "nan", ...): what the loaders will see
-        df = pd.read_csv(path, sep="\t" if str(path).endswith((".tsv", ".tsv.gz")) else ",", dtype=str, index_col=False)
+        df = pd.read_csv(path, sep=table_sep(path), dtype=str, index_col=False)
     miss = [c for c in dict.fromkeys([*columns, *numeric]) if c not in df.columns]
     if miss: raise ValueError(f"{path}: missing column(s) {miss}; it needs {columns}")
     if df.empty: raise ValueError(f"{path}: no rows")

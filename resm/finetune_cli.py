@@ -5,7 +5,7 @@
 # %% ../nbs/10b_finetune_cli.ipynb 2
 from __future__ import annotations
 import argparse, json
-from .errors import naming_inputs, positive_int, nonnegative_int, positive_float, device_name, check_table, output_folder
+from .errors import naming_inputs, positive_int, nonnegative_int, positive_float, device_name, check_table, output_folder, table_sep
 from pathlib import Path
 from .finetune_ss import finetune_ss
 from .finetune_reg import finetune_reg, find_col, MRL_UTR, MRL_TOTAL, EXPR_UTR, EXPR_TARGETS
@@ -43,7 +43,7 @@ def _run_ss(a)->int:
     if Path(a.data).is_file() and a.data.endswith((".csv", ".tsv")):
         import pandas as pd
         from resm.errors import about
-        with about(a.data): cols = list(pd.read_csv(a.data, sep="\t" if a.data.endswith(".tsv") else ",", nrows=0).columns)
+        with about(a.data): cols = list(pd.read_csv(a.data, sep=table_sep(a.data), nrows=0).columns)
         check_table(a.data, ["id", "sequence", "structure"] + (["split"] if "split" in cols else []))
     head = {k: v for k, v in dict(crop=a.crop, channels=a.channels, blocks=a.blocks, emb_proj=a.emb_proj).items() if v is not None}
     train = {"lr": a.lr} if a.lr else {}
@@ -57,7 +57,7 @@ def _run_reg(a)->int:
     if Path(a.data).is_file() and a.data.endswith((".csv", ".tsv")):
         import pandas as pd
         from resm.errors import about
-        with about(a.data): head = pd.read_csv(a.data, sep="\t" if a.data.endswith(".tsv") else ",", nrows=0)   # the reader's column names
+        with about(a.data): head = pd.read_csv(a.data, sep=table_sep(a.data), nrows=0)   # the reader's column names
         if a.task == "mrl":
             tr = find_col(head, MRL_TOTAL, "total reads", a.data)
             check_table(a.data, [find_col(head, MRL_UTR, "5'UTR", a.data), tr, "rl"], numeric=[tr, "rl"])

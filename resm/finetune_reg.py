@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from .fast import fast_forward
 from .files import atomic_write_text, clean_tmp
 from .io import normalize_seq
+from .errors import table_sep
 from .model import load_model, safe_load, resolve_device
 from .metrics import r2, spearman
 from .train import train_loop, seed_everything
@@ -75,7 +76,7 @@ def read_expression_csv(path:str|Path,      # UTR-LM style table (CSV/TSV)
                         seed:int=0            # seed of the 80/10/10 split when there is no split column
                        )->pd.DataFrame:       # id, sequence, y, split
     "Read a 5'UTR expression / translation-efficiency table."
-    p = Path(path); df = pd.read_csv(p, sep="\t" if p.name.lower().removesuffix(".gz").endswith((".tsv", ".tab")) else ",")
+    p = Path(path); df = pd.read_csv(p, sep=table_sep(p))
     u = find_col(df, EXPR_UTR, "5'UTR", p)
     t = target or find_col(df, EXPR_TARGETS, "target", p)
     if t not in df.columns: raise ValueError(f"{p}: target column {t!r} not found (columns: {', '.join(map(str, df.columns))})")

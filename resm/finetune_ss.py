@@ -16,6 +16,7 @@ from .fast import fast_forward, attention_probs
 from .sshead import (NT, seq_onehot, pair_onehot, backbone_pair_inputs, SSHeadConfig, ChannelNorm, ResBlock, SSHead, pair_logits_full, predict_structure, save_head, load_head)
 from .files import atomic_write_text, clean_tmp
 from .io import pairs_from_dotbracket, normalize_seq
+from .errors import table_sep
 from .datasets import read_structure_folder, load_dataset
 from .model import atomic_save, load_model, safe_load, resolve_device
 from .decode import decode_pairs
@@ -58,7 +59,7 @@ def load_ss_data(data:str="mini" # "mini", "bprna" (manifest entry bprna_spot), 
     p = Path(data)
     if p.is_dir(): return load_structure_dir(p)
     if not p.exists(): raise FileNotFoundError(f"--data {data!r}: not 'mini', 'bprna', a folder or a CSV/TSV file")
-    df = pd.read_csv(p, sep="\t" if p.suffix.lower() in (".tsv", ".tab") else ",")
+    df = pd.read_csv(p, sep=table_sep(p))
     if miss := {"id", "sequence", "structure"} - set(df.columns): raise ValueError(f"{p}: missing columns {sorted(miss)}")
     df["sequence"] = [normalize_seq(s, i) for s, i in zip(df.sequence, df.id)]
     for s, db, i in zip(df.sequence, df.structure, df.id): dotbracket_check(db, s, i)

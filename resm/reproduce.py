@@ -204,13 +204,10 @@ def cached(cache:Path,   # the profile's cache folder
 _DIGESTS = {}   # (path, size, mtime) -> SHA-256: each weight file is hashed once per process
 
 def _digest(path:Path)->str:
-    "SHA-256 of a file's bytes."
+    "SHA-256 of a file's bytes (`resm.manifest.sha256sum`), first 16 hex digits, once per file version."
+    from resm.manifest import sha256sum
     st = path.stat(); key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _DIGESTS:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""): h.update(block)
-        _DIGESTS[key] = h.hexdigest()[:16]
+    if key not in _DIGESTS: _DIGESTS[key] = sha256sum(path)[:16]
     return _DIGESTS[key]
 
 def start_key(model:str # a run's start: fair-esm name, "random:LxDxH", "tiny", or a path

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from sklearn.decomposition import PCA
 from .model import load_model
+from .errors import table_sep
 from .features import embed_records
 from .metrics import overlap_ratio, delta_mean, best_threshold, threshold_metrics, knn_accuracy, cluster_ari
 from .zeroshot_ss import write_outputs, add_common, set_threads
@@ -147,7 +148,7 @@ def load_family_table(data:str="mini")->pd.DataFrame:
     if data == "mini":
         from resm.data import load_mini_benchmark
         return load_mini_benchmark()
-    df = pd.read_csv(data, sep="\t" if str(data).endswith((".tsv", ".tsv.gz")) else ",")
+    df = pd.read_csv(data, sep=table_sep(data))
     miss = {"id", "family", "sequence"} - set(df.columns)
     if miss: raise ValueError(f"{data}: missing column(s) {sorted(miss)}")
     if (dup := df.id.astype(str).duplicated()).any():                      # vectors are keyed by id: one would replace the other

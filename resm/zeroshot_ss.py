@@ -15,7 +15,7 @@ from .features import attention_maps, symmetrize, apc
 from .probe import Probe, fit_probe, has_trained_head, nonstandard_positions
 from .files import atomic_path, atomic_write_text, clean_tmp
 from .io import pairs_from_dotbracket
-from .errors import nonnegative_int, output_folder
+from .errors import nonnegative_int, output_folder, table_sep
 from .decode import decode_pairs, greedy_one_partner
 from .metrics import pair_metrics, summarize, length_bin, best_threshold_f1, authors_f1
 from .vienna import vienna_pairs, vienna_hybrid
@@ -64,7 +64,7 @@ def load_structures(data:str="mini" # "mini", "data:ENTRY" (a manifest dataset) 
         df = load_mini_benchmark()
         df = df[df.has_structure]                       # snR75 has no structure annotation
     else:
-        df = pd.read_csv(data, sep="\t" if str(data).endswith((".tsv", ".tsv.gz")) else ",")
+        df = pd.read_csv(data, sep=table_sep(data))
         miss = {"id", "sequence", "structure"} - set(df.columns)
         if miss: raise ValueError(f"{data}: missing column(s) {sorted(miss)}")
         df = df.assign(family=df.get("family", "unknown"), split=df.get("split", "test"), length=df.sequence.str.len())
