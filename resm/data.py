@@ -16,8 +16,9 @@ from .tokenizer import RNATokenizer
 from .io import read_stockholm, iter_fasta, pairs_from_dotbracket
 
 # %% auto 0
-__all__ = ['ASSETS', 'BENCH_DIR', 'BENCH_SOURCES', 'HELDOUT_FAMILIES', 'seq_rank', 'load_mini_benchmark', 'token_budget_batches',
-           'random_crop', 'FastaStream', 'collate_tokens']
+__all__ = ['ASSETS', 'BENCH_DIR', 'BENCH_SOURCES', 'HELDOUT_FAMILIES', 'seq_rank', 'seq_key', 'first_label', 'random_split',
+           'drop_repeats', 'load_mini_benchmark', 'token_budget_batches', 'random_crop', 'FastaStream',
+           'collate_tokens']
 
 # %% ../nbs/03_data.ipynb
 ASSETS = Path(str(files("resm")))/"assets"
@@ -35,6 +36,38 @@ HELDOUT_FAMILIES = ("snR75", "SSU_rRNA", "RNaseP_bact", "PK-HAV")
 def seq_rank(seq:str, seed:int=0)->str:
     "A stable pseudo-random sort key for `seq`."
     return hashlib.sha256(f"{seed}:{seq}".encode()).hexdigest()
+
+# %% ../nbs/03_data.ipynb
+def seq_key(s)->str:
+    "A sequence as tables are compared: upper case, T read as U."
+    return str(s).upper().replace("T", "U")
+
+def first_label(labels,  # (n,) split label per row
+                seqs,    # (n,) sequences
+                order    # row indices in the order that decides
+               )->np.ndarray: # (n,) labels; every copy of a sequence has its first copy's label
+    "Copies of one sequence share the label of the copy that comes first in `order`."
+    labels, keys, first = np.asarray(labels, dtype=object), [seq_key(s) for s in seqs], {}
+    for k in order: first.setdefault(keys[k], labels[k])
+    return np.array([first[k] for k in keys], dtype=object)
+
+def random_split(n:int, fracs=(0.8, 0.1, 0.1), seed:int=0,
+                 seqs=None  # (n,) sequences: copies of one sequence get one label
+                )->np.ndarray:
+    "Seeded random train/val/test labels."
+    perm = np.random.default_rng(seed).permutation(n); out = np.full(n, "train", dtype=object)
+    n_val, n_test = int(round(fracs[1] * n)), int(round(fracs[2] * n))
+    out[perm[:n_val]] = "val"; out[perm[n_val:n_val + n_test]] = "test"
+    return out if seqs is None else first_label(out, seqs, perm)
+
+def drop_repeats(df:pd.DataFrame # rows with `sequence` and `split`
+                )->pd.DataFrame: # the rows kept (index reset); attrs["repeats_dropped"] = rows left out
+    "Leave out `train` rows whose sequence is also in `val` or scored, and `val` rows whose sequence is also scored."
+    rank = df.split.map({"train": 2, "val": 1}).fillna(0)                 # 0: any scored split
+    keep = rank == rank.groupby(df.sequence.map(seq_key)).transform("min")
+    out = df[keep].reset_index(drop=True)
+    out.attrs["repeats_dropped"] = int((~keep).sum())
+    return out
 
 # %% ../nbs/03_data.ipynb
 def _read_sources(bench_dir:Path)->pd.DataFrame:

@@ -251,18 +251,16 @@ def load_dataset(name:str, manifest=None, dest=None)->pd.DataFrame:
     return df
 
 # %% ../nbs/03b_datasets.ipynb
-def _seq_key(s)->str: return str(s).upper().replace("T", "U")
-
 def with_probe_splits(df:pd.DataFrame,         # evaluated table
                       probe:pd.DataFrame,      # table whose train/val splits provide lr/val
                       n_lr:int=40,             # sequences moved to `lr`
                       seed:int=0)->pd.DataFrame:
     "Add `lr` rows (from probe's train) and, when df has none, `val` rows (from probe's val); borrowed rows never repeat a test sequence."
-    from resm.data import seq_rank
+    from resm.data import seq_rank, seq_key
     own, overlap = probe is df, 0
     if not own:                                    # borrowed from another set: leave out its copies of df's test RNAs
-        test = set(df.sequence[df.split == "test"].map(_seq_key))
-        same = probe.sequence.map(_seq_key).isin(test)
+        test = set(df.sequence[df.split == "test"].map(seq_key))
+        same = probe.sequence.map(seq_key).isin(test)
         used = (probe.split == "train") | ((probe.split == "val") & (not (df.split == "val").any()))
         overlap, probe = int((same & used).sum()), probe[~same]
     tr = probe[probe.split == "train"]

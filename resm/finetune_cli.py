@@ -63,7 +63,7 @@ def _run_reg(a)->int:
             check_table(a.data, [find_col(head, MRL_UTR, "5'UTR", a.data), tr, "rl"], numeric=[tr, "rl"])
         else:
             t = a.target or find_col(head, EXPR_TARGETS, "target", a.data)
-            check_table(a.data, [find_col(head, EXPR_UTR, "5'UTR", a.data), t], numeric=[t])
+            check_table(a.data, [find_col(head, EXPR_UTR, "5'UTR", a.data)], numeric=[t])   # empty targets: rows the reader leaves out
     m = finetune_reg(a.task, a.model, a.data, a.out, a.max_steps, a.seed, a.resume, a.mode, a.pool,
                      target=getattr(a, "target", None), n_test=getattr(a, "n_test", 20000), batch_size=a.batch_size or 32,
                      lr=a.lr, device=a.device, trust_checkpoint=a.trust_checkpoint)

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from .fast import fast_forward
 from .files import atomic_write_text, clean_tmp
 from .io import normalize_seq
+from .data import random_split, first_label, drop_repeats
 from .errors import table_sep
 from .model import load_model, safe_load, resolve_device
 from .metrics import r2, spearman
@@ -22,9 +23,9 @@ from .sshead import seq_onehot
 from .finetune_ss import train_config, pyplot
 
 # %% auto 0
-__all__ = ['MRL_UTR', 'MRL_TOTAL', 'EXPR_UTR', 'EXPR_TARGETS', 'find_col', 'read_mrl_csv', 'mrl_split', 'random_split',
-           'read_expression_csv', 'load_reg_data', 'LoRALinear', 'add_lora', 'RegModel', 'OnehotCNN', 'onehot_batch',
-           'reg_batches', 'predict_reg', 'reg_scores', 'finetune_reg']
+__all__ = ['MRL_UTR', 'MRL_TOTAL', 'EXPR_UTR', 'EXPR_TARGETS', 'find_col', 'read_mrl_csv', 'mrl_split', 'read_expression_csv',
+           'load_reg_data', 'LoRALinear', 'add_lora', 'RegModel', 'OnehotCNN', 'onehot_batch', 'reg_batches',
+           'predict_reg', 'reg_scores', 'finetune_reg']
 
 # %% ../nbs/10a_finetune_reg.ipynb
 MRL_UTR, MRL_TOTAL = ("utr", "sequence"), ("total_reads", "total")        # accepted column names, first found wins
@@ -55,22 +56,17 @@ def mrl_split(df:pd.DataFrame,    # rows with total_reads
               val_frac:float=0.1, # random fraction of the rest for validation
               seed:int=0
              )->pd.Series:        # split labels aligned with df.index
-    "Sample et al.'s test split (top `n_test` by total reads), then a seeded validation draw."
+    "Sample et al.'s test split (top `n_test` by total reads), then a seeded validation draw in which copies of a UTR stay together."
     n = min(int(n_test), int(0.2 * len(df)))
     order = np.argsort(-df.total_reads.to_numpy(), kind="stable")
     split = np.full(len(df), "train", dtype=object); split[order[:n]] = "test"
     rest = order[n:].copy(); np.random.default_rng(seed).shuffle(rest)
     split[rest[:int(round(val_frac * len(rest)))]] = "val"
+    seqs = df.sequence.to_numpy()
+    split[rest] = first_label(split[rest], seqs[rest], range(len(rest)))  # copies of a test UTR are left to `drop_repeats`
     return pd.Series(split, index=df.index, name="split")
 
 # %% ../nbs/10a_finetune_reg.ipynb
-def random_split(n:int, fracs=(0.8, 0.1, 0.1), seed:int=0)->np.ndarray:
-    "Seeded random train/val/test labels."
-    perm = np.random.default_rng(seed).permutation(n); out = np.full(n, "train", dtype=object)
-    n_val, n_test = int(round(fracs[1] * n)), int(round(fracs[2] * n))
-    out[perm[:n_val]] = "val"; out[perm[n_val:n_val + n_test]] = "test"
-    return out
-
 def read_expression_csv(path:str|Path,      # UTR-LM style table (CSV/TSV)
                         target:str|None=None, # target column (default rnaseq_log, else te_log)
                         seed:int=0            # seed of the 80/10/10 split when there is no split column
@@ -82,8 +78,9 @@ def read_expression_csv(path:str|Path,      # UTR-LM style table (CSV/TSV)
     if t not in df.columns: raise ValueError(f"{p}: target column {t!r} not found (columns: {', '.join(map(str, df.columns))})")
     idc = next((c for c in ["ensembl_tx_id", "id", "name"] if c in df.columns), None)
     ids = df[idc].astype(str).tolist() if idc else [f"row{k + 1}" for k in range(len(df))]
-    split = df["split"].astype(str).to_numpy() if "split" in df.columns else random_split(len(df), seed=seed)
-    out = pd.DataFrame(dict(id=ids, sequence=_norm_seqs(df[u], ids), y=df[t].astype(float).to_numpy(), split=split))
+    seqs = _norm_seqs(df[u], ids)
+    split = df["split"].astype(str).to_numpy() if "split" in df.columns else random_split(len(df), seed=seed, seqs=seqs)
+    out = pd.DataFrame(dict(id=ids, sequence=seqs, y=df[t].astype(float).to_numpy(), split=split))
     return out[np.isfinite(out.y)].reset_index(drop=True)
 
 # %% ../nbs/10a_finetune_reg.ipynb
@@ -93,7 +90,7 @@ def load_reg_data(task:str,              # "mrl" or "expression"
                   n_test:int=20000,      # MRL test size (top by total reads)
                   seed:int=0
                  )->pd.DataFrame:        # id, sequence, y, split
-    "Regression data with splits, from a file or the manifest."
+    "Regression data with splits, from a file or the manifest; no sequence is both trained on and scored (`drop_repeats`)."
     if data == "mini":
         raise ValueError(f"there is no bundled {task} data: pass a CSV path (see the schema in nbs/10a_finetune_reg.ipynb) "
                          f"or a manifest entry ({'sample2019_mrl' if task == 'mrl' else 'utrlm_te_el'}); "
@@ -103,9 +100,9 @@ def load_reg_data(task:str,              # "mrl" or "expression"
         from resm.datasets import dataset_file   # the documented file: GSM3130435_egfp_unmod_1.csv(.gz), HEK_sequence.csv
         p = dataset_file(data)
     if not p.exists(): raise FileNotFoundError(f"--data {data!r} is neither a file nor a manifest entry")
-    if task == "expression": return read_expression_csv(p, target, seed)
+    if task == "expression": return drop_repeats(read_expression_csv(p, target, seed))
     df = read_mrl_csv(p)
-    return df.assign(split=mrl_split(df, n_test, seed=seed))
+    return drop_repeats(df.assign(split=mrl_split(df, n_test, seed=seed)))
 
 # %% ../nbs/10a_finetune_reg.ipynb
 class LoRALinear(nn.Module):
@@ -288,9 +285,9 @@ def finetune_reg(task:str="mrl",              # "mrl" or "expression"
     pred = df.assign(pred_resm=pr, pred_cnn=pc)
     res = {name: {s: reg_scores(g.y, g[col]) for s, g in pred.groupby("split")} for name, col in [("resm", "pred_resm"), ("cnn_baseline", "pred_cnn")]}
     metrics = dict(task=task, model=str(model), data=str(data), mode=mode, pool=pool, target=target or ("rl" if task == "mrl" else "default"),
-                   split_rule=(f"test = top {min(n_test, int(0.2 * len(df)))} rows by total_reads; val = random 10% of the rest (seed {seed})"
-                               if task == "mrl" else "split column, else seeded random 80/10/10"),
-                   n={s: int(n) for s, n in df.split.value_counts().items()}, target_mean=mu, target_std=sd, cnn_seq_len=seq_len,
+                   split_rule=(f"test = the {int((df.split == 'test').sum())} rows with most total_reads; val = random 10% of the rest (seed {seed})"
+                               if task == "mrl" else "split column, else seeded random 80/10/10") + "; copies of a sequence share a split",
+                   n={s: int(n) for s, n in df.split.value_counts().items()}, repeats_dropped=df.attrs.get("repeats_dropped", 0), target_mean=mu, target_std=sd, cnn_seq_len=seq_len,
                    steps=dict(resm=n_resm, cnn_baseline=n_cnn), seed=seed, results=res, time_s=round(time.time() - t0, 1))   # steps trained: early stopping may end before max_steps
     atomic_write_text(out/"predictions.csv", pred.drop(columns=[c for c in ["total_reads"] if c in pred]).to_csv(index=False))
     atomic_write_text(out/"metrics.json", json.dumps(metrics, indent=2, default=float) + "\n")

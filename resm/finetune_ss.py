@@ -18,6 +18,7 @@ from .files import atomic_write_text, clean_tmp
 from .io import pairs_from_dotbracket, normalize_seq
 from .errors import table_sep
 from .datasets import read_structure_folder, load_dataset
+from .data import random_split, drop_repeats
 from .model import atomic_save, load_model, safe_load, resolve_device
 from .decode import decode_pairs
 from .metrics import pair_metrics, length_bin, summarize, best_threshold_f1
@@ -47,9 +48,8 @@ def load_structure_dir(path:str|Path # folder with TR0/VL0/TS0 (or train/val/tes
     return df[["id", "family", "sequence", "structure", "length", "split"]]
 
 # %% ../nbs/10_finetune_ss.ipynb
-def load_ss_data(data:str="mini" # "mini", "bprna" (manifest entry bprna_spot), a folder, or a CSV/TSV
-                )->pd.DataFrame:  # id, family, sequence, structure, length, split
-    "Structure data for fine-tuning, with train/val/test(/heldout_family) splits."
+def _ss_table(data:str, seed:int)->pd.DataFrame:
+    "The table behind `load_ss_data`, before repeats are dropped."
     if data == "mini":
         from resm.data import load_mini_benchmark
         df = load_mini_benchmark()
@@ -63,9 +63,15 @@ def load_ss_data(data:str="mini" # "mini", "bprna" (manifest entry bprna_spot), 
     if miss := {"id", "sequence", "structure"} - set(df.columns): raise ValueError(f"{p}: missing columns {sorted(miss)}")
     df["sequence"] = [normalize_seq(s, i) for s, i in zip(df.sequence, df.id)]
     for s, db, i in zip(df.sequence, df.structure, df.id): dotbracket_check(db, s, i)
-    if "split" not in df: df["split"] = "test"
+    if "split" not in df: df["split"] = random_split(len(df), seed=seed, seqs=df.sequence)
     if "family" not in df: df["family"] = None
     return df.assign(length=df.sequence.str.len())
+
+def load_ss_data(data:str="mini", # "mini", "bprna" (manifest entry bprna_spot), a folder, or a CSV/TSV
+                 seed:int=0       # seed of the 80/10/10 split of a CSV without a split column
+                )->pd.DataFrame:  # id, family, sequence, structure, length, split; attrs["repeats_dropped"]
+    "Structure data for fine-tuning, with train/val/test(/heldout_family) splits; no sequence is both trained on and scored."
+    return drop_repeats(_ss_table(data, seed))
 
 # %% ../nbs/10_finetune_ss.ipynb
 def pair_target(pairs,           # 0-based (i, j) pairs of the whole sequence
@@ -221,7 +227,7 @@ def finetune_ss(model:str="tiny",            # backbone spec for `load_model` (f
     out, t0, device = Path(out_dir), time.time(), str(resolve_device(device))   # "auto" becomes the device itself
     clean_tmp(out, "train")                                     # leftovers of a killed run
     bb, tok = load_model(model, device=device, trust_checkpoint=trust_checkpoint); bb.requires_grad_(False).eval()
-    df = load_ss_data(data)
+    df = load_ss_data(data, seed)
     tr, va = (df[df.split == s].reset_index(drop=True) for s in ("train", "val"))
     if tr.empty or va.empty: raise ValueError(f"--data {data!r} needs non-empty train and val splits (got {df.split.value_counts().to_dict()})")
     cfg = SSHeadConfig(num_layers=bb.num_layers, attention_heads=bb.attention_heads, embed_dim=bb.embed_dim,
@@ -245,7 +251,7 @@ def finetune_ss(model:str="tiny",            # backbone spec for `load_model` (f
     per = [score_structures(ev, [ss_decode(P, s, cfg) for P, s in zip(predict_all(bb, tok, h, ev.sequence), ev.sequence)], "resm")]
     if vienna: per.append(score_structures(ev, [vienna_pairs(s) for s in ev.sequence], "vienna"))
     per = pd.concat(per, ignore_index=True)
-    metrics = dict(task="ss", model=str(model), data=str(data), n_train=len(tr), n_val=len(va), threshold=cfg.threshold,
+    metrics = dict(task="ss", model=str(model), data=str(data), n_train=len(tr), n_val=len(va), repeats_dropped=df.attrs["repeats_dropped"], threshold=cfg.threshold,
                    val_f1=tuned["f1"], threshold_curve=tuned["curve"], head=cfg.to_dict(), steps=hist["step"], best_step=hist["best_step"],
                    stopped_early=hist["stopped_early"], seed=seed,
                    results=_summaries(per), time_s=round(time.time() - t0, 1))

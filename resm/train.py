@@ -24,9 +24,9 @@ from .fast import fast_forward
 __all__ = ['STREAM_BUFFER', 'MLM_METRICS', 'EXPORT_FORMATS', 'TrainConfig', 'check_metric', 'seed_everything', 'mask_tokens',
            'mlm_batches', 'held_out', 'fasta_batches', 'mlm_loss', 'make_optimizer', 'lr_at', 'dist_info',
            'init_distributed', 'train_device', 'autocast', 'LossModule', 'wrap_parallel', 'sync_context',
-           'CheckpointManager', 'MetricsLog', 'train_loop', 'mlm_val_loss', 'probe_f1', 'bert_init_', 'start_model',
-           'data_source', 'mlm_data', 'mlm_train_batches', 'mlm_evaluate', 'train_mlm', 'config_from_args', 'add_cli',
-           'main']
+           'CheckpointManager', 'MetricsLog', 'check_same_shapes', 'train_loop', 'mlm_val_loss', 'probe_f1',
+           'bert_init_', 'start_model', 'data_source', 'mlm_data', 'mlm_train_batches', 'mlm_evaluate', 'train_mlm',
+           'config_from_args', 'add_cli', 'main']
 
 # %% ../nbs/08_train.ipynb
 @dataclass
@@ -523,6 +523,21 @@ def _full_state(module)->dict:
     return {k.removeprefix("model."): v for k, v in sd.items()}     # LossModule's child -> ESM2 names
 
 # %% ../nbs/08_train.ipynb
+def check_same_shapes(module:torch.nn.Module, # the model about to be resumed
+                      sd:dict,                # the checkpoint's state dict
+                      where                   # the checkpoint (folder) named in the message
+                     ):
+    "Refuse a state dict made by a model of another shape, naming the first tensor that differs."
+    own = module.state_dict()
+    for k, v in sd.items():
+        if k in own and tuple(v.shape) != tuple(own[k].shape):
+            raise ValueError(f"{where}: the checkpoint's {k} has shape {tuple(v.shape)}, the model being trained {tuple(own[k].shape)}: "
+                             "resume with the settings the run was started with, or choose another output folder")
+    if odd := sorted(set(own) ^ set(sd)):
+        raise ValueError(f"{where}: {odd[0]!r} is in {'the model being trained' if odd[0] in own else 'the checkpoint'} only: it was made by "
+                         "another model; resume with the settings the run was started with, or choose another output folder")
+
+# %% ../nbs/08_train.ipynb
 def train_loop(cfg:TrainConfig,        # optimisation, logging and checkpoint settings
                module:torch.nn.Module, # the model (moved to the configured device)
                out_dir:str|Path,       # metrics.csv, train_config.json, checkpoints/ go here
@@ -537,8 +552,13 @@ def train_loop(cfg:TrainConfig,        # optimisation, logging and checkpoint se
     module.to(device).train()
     ckpts = CheckpointManager(out_dir/"checkpoints", cfg.keep_last)
     if rank == 0: clean_tmp(out_dir); ckpts.clean()        # leftovers of a run killed mid-write
+    if not resume and ckpts.paths():                        # a fresh run would mix its checkpoints with another run's
+        raise ValueError(f"{out_dir/'checkpoints'} already holds checkpoints ({', '.join(p.name for p in ckpts.paths())}): "
+                         "continue that run with resume (--resume), or choose another output folder")
     state = ckpts.load_latest() if resume and not cfg.fsdp else None
-    if state is not None: module.load_state_dict(state["model"])   # before DDP, which broadcasts rank 0's weights
+    if state is not None:                                   # before DDP, which broadcasts rank 0's weights
+        check_same_shapes(module, state["model"], out_dir/"checkpoints")
+        module.load_state_dict(state["model"])
     eng = wrap_parallel(module, loss_fn, cfg, device)       # LossModule, in DDP or FSDP2 under torchrun
     params = [p for p in module.parameters() if p.requires_grad]
     opt = make_optimizer(module, cfg)
