@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 from .files import atomic_path, atomic_write_text, file_mode, clean_tmp
-from .errors import about, run_command, device_name, positive_int, window_length, output_folder
+from .errors import about, run_command, device_name, positive_int, window_length, output_folder, model_name
 from .io import open_text, fasta_pairs
 from .model import load_model
 from .fast import cast_model
@@ -146,7 +146,7 @@ def resolve_model(model,                  # a spec for `load_model`, or an alrea
                  )->tuple:                # (model, tok)
     "The (model, tokenizer) pair that `embed_fasta` and `resm.fold.fold_fasta` run, from a spec or a loaded pair."
     if isinstance(model, tuple): return model[0].to(device if device != "auto" else next(model[0].parameters()).device), model[1]
-    if not str(model).strip(): raise ValueError("--model is empty: give a fair-esm name, a checkpoint, a run folder or 'tiny'")
+    if not str(model).strip(): raise ValueError("the model spec is empty: give a fair-esm name, a checkpoint, a run folder or 'tiny'")
     return load_model(model, device=device, trust_checkpoint=trust_checkpoint)
 
 MAX_NAME = 200   # bytes of a file name made from an id: most file systems allow 255, and suffixes and temporary names need the rest
@@ -325,7 +325,7 @@ def embed_fasta(fasta:str|Path,          # input FASTA
 def add_common(p, precision:bool=True):
     "Options shared by `resm embed` and `resm fold`."
     p.add_argument("fasta", help="input FASTA (optionally .gz), or the authors' .a2m layout: its data folder or id list .txt")
-    p.add_argument("--model", required=True, help="fair-esm name, checkpoint path, run directory, or 'tiny'")
+    p.add_argument("--model", required=True, type=model_name, help="fair-esm name, checkpoint path, run directory, or 'tiny'")
     p.add_argument("--out", required=True, type=output_folder, help="output folder (created; reruns resume)")
     p.add_argument("--dtype", default="fp32", choices=["fp32", "bf16", "fp16"], help="forward-pass precision")
     p.add_argument("--device", default="auto", type=device_name, help="auto, cpu or cuda")

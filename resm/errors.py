@@ -11,7 +11,7 @@ from pathlib import Path
 # %% auto 0
 __all__ = ['EXIT_OK', 'EXIT_BUG', 'EXIT_INPUT', 'EXIT_INTERRUPTED', 'positive_int', 'nonnegative_int', 'probability',
            'positive_float', 'window_length', 'input_errors', 'error_line', 'run_command', 'InputError', 'OptionError',
-           'about', 'naming_inputs', 'output_folder', 'device_name', 'table_sep', 'check_table']
+           'about', 'naming_inputs', 'output_folder', 'model_name', 'device_name', 'table_sep', 'check_table']
 
 # %% ../nbs/00b_errors.ipynb
 EXIT_OK, EXIT_BUG, EXIT_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -96,6 +96,11 @@ window_length = _number(int, lambda v: v >= 2, "a whole number >= 2")   # overla
 def output_folder(s:str)->str:
     "An argparse type for `--out`: any folder path but an empty one (which would mean the current folder)."
     if not s.strip(): raise argparse.ArgumentTypeError("an empty path: give the output folder's name")
+    return s
+
+def model_name(s:str)->str:
+    "An argparse type for `--model`: any `load_model` spec but an empty one."
+    if not s.strip(): raise argparse.ArgumentTypeError("empty: give a fair-esm name, a checkpoint, a run folder or 'tiny'")
     return s
 
 def device_name(s:str)->str:

@@ -24,7 +24,6 @@ NUMERIC = {"fitness": ["DMS_score"]}   # a DMS table may leave scores empty (tho
 
 def _checked(func, name):
     def run(args):
-        if not str(args.model).strip(): raise ValueError("--model is empty: give a fair-esm name, a checkpoint, a run folder or 'tiny'")
         if Path(str(args.data)).is_file(): check_table(args.data, REQUIRED[name], NUMERIC.get(name, ()))
         return func(args)
     run.__name__ = getattr(func, "__name__", "run"); run.__wrapped__ = func

@@ -5,7 +5,7 @@
 # %% ../nbs/10b_finetune_cli.ipynb 2
 from __future__ import annotations
 import argparse, json
-from .errors import naming_inputs, positive_int, nonnegative_int, positive_float, device_name, check_table, output_folder, table_sep
+from .errors import naming_inputs, positive_int, nonnegative_int, positive_float, device_name, check_table, output_folder, table_sep, model_name
 from pathlib import Path
 from .finetune_ss import finetune_ss
 from .finetune_reg import finetune_reg, find_col, MRL_UTR, MRL_TOTAL, EXPR_UTR, EXPR_TARGETS
@@ -15,7 +15,7 @@ __all__ = ['add_cli']
 
 # %% ../nbs/10b_finetune_cli.ipynb
 def _common(p:argparse.ArgumentParser, data_help:str):
-    p.add_argument("--model", default="tiny", help="backbone: fair-esm name, checkpoint, run directory, or 'tiny'")
+    p.add_argument("--model", default="tiny", type=model_name, help="backbone: fair-esm name, checkpoint, run directory, or 'tiny'")
     p.add_argument("--data", default="mini", help=data_help)
     p.add_argument("--out", required=True, type=output_folder, help="output directory")
     p.add_argument("--max-steps", type=positive_int, default=200, help="optimizer steps")
@@ -35,11 +35,7 @@ def _summary(m:dict)->str:
     return "\n".join(lines)
 
 # %% ../nbs/10b_finetune_cli.ipynb
-def _check_model(a):
-    if not str(a.model).strip(): raise ValueError("--model is empty: give a fair-esm name, a checkpoint, a run folder or 'tiny'")
-
 def _run_ss(a)->int:
-    _check_model(a)
     if Path(a.data).is_file() and a.data.endswith((".csv", ".tsv")):
         import pandas as pd
         from resm.errors import about
@@ -53,7 +49,6 @@ def _run_ss(a)->int:
     return 0
 
 def _run_reg(a)->int:
-    _check_model(a)
     if Path(a.data).is_file() and a.data.endswith((".csv", ".tsv")):
         import pandas as pd
         from resm.errors import about

@@ -14,7 +14,7 @@ from .fast import fast_forward
 from .metrics import spearman
 from .vienna import vienna_fold
 from .io import read_fasta, normalize_seq
-from .errors import OptionError, output_folder
+from .errors import OptionError, output_folder, model_name
 from .data import load_mini_benchmark
 from .zeroshot_ss import write_outputs, set_threads
 
@@ -213,7 +213,7 @@ def add_cli(sub # the `eval` group's subparsers
            ):
     "Register `fitness` under `resm eval`."
     p = sub.add_parser("fitness", help="zero-shot mutation effects: masked-marginal / PLL scores vs DMS (Spearman)")
-    p.add_argument("--model", default="tiny", help="load_model spec (default: tiny)")
+    p.add_argument("--model", default="tiny", type=model_name, help="load_model spec (default: tiny)")
     p.add_argument("--data", default="mini", help="'mini' (ViennaRNA proxy table) or an RNAGym-style CSV (mutant, DMS_score)")
     p.add_argument("--wt", default=None, help="wild-type sequence or FASTA (required with a CSV)")
     p.add_argument("--out", required=True, type=output_folder, help="output folder")

@@ -15,7 +15,7 @@ from .features import attention_maps, symmetrize, apc
 from .probe import Probe, fit_probe, has_trained_head, nonstandard_positions
 from .files import atomic_path, atomic_write_text, clean_tmp
 from .io import pairs_from_dotbracket
-from .errors import nonnegative_int, output_folder, table_sep
+from .errors import nonnegative_int, output_folder, table_sep, model_name
 from .decode import decode_pairs, greedy_one_partner
 from .metrics import pair_metrics, summarize, length_bin, best_threshold_f1, authors_f1
 from .vienna import vienna_pairs, vienna_hybrid
@@ -247,7 +247,7 @@ def _run_cli(args)->int:
 
 def add_common(p, data_help="'mini' (bundled mini-benchmark) or a CSV path"):
     "The options every `resm eval` protocol shares."
-    p.add_argument("--model", default="tiny", help="load_model spec: fair-esm name, checkpoint, run dir, or 'tiny'")
+    p.add_argument("--model", default="tiny", type=model_name, help="load_model spec: fair-esm name, checkpoint, run dir, or 'tiny'")
     p.add_argument("--data", default="mini", help=data_help)
     p.add_argument("--out", required=True, type=output_folder, help="output folder (metrics.json, per-item CSV, PNG)")
     p.add_argument("--split", default="test", help="evaluated split")
