@@ -4,7 +4,7 @@
 
 # %% ../nbs/03a_manifest.ipynb 2
 from __future__ import annotations
-import difflib, fcntl, json, lzma, os, re, shutil, sys, tarfile, tempfile, zipfile, zlib
+import difflib, fcntl, json, lzma, os, re, shutil, sys, tarfile, tempfile, time, zipfile, zlib
 from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 __all__ = ['PKG_DIR', 'ASSETS_DIR', 'REQUIRED', 'BUNDLED_REQUIRED', 'UNPACKED_FROM', 'default_manifest', 'cache_dir', 'DataError',
            'ChecksumError', 'validate_manifest', 'load_manifest', 'entry_filename', 'entry_path', 'sha256sum',
            'unknown_entry', 'ArchiveError', 'extract_dir', 'unpacked_from', 'safe_extract', 'folder_note',
-           'ResumableDownloader', 'fetch', 'verify', 'add_cli']
+           'ShortTransfer', 'ResumableDownloader', 'fetch', 'verify', 'add_cli']
 
 # %% ../nbs/03a_manifest.ipynb
 PKG_DIR = Path(str(files("resm"))).resolve()
@@ -197,15 +197,42 @@ def _total_from(content_range:str|None)->int|None:
 
 def _info_path(part:Path)->Path: return part.with_name(part.name + ".info")
 
+def _arriving(r, size:int):
+    "A streamed response's bytes as they arrive (up to `size` at a time), so that a broken connection loses none received."
+    if not hasattr(r.raw, "read1"): yield from r.iter_content(chunk_size=size); return   # urllib3 < 2: whole chunks
+    while piece := r.raw.read1(size, decode_content=True): yield piece
+
 def _discard(part:Path):
     "Remove a partial download and the note of where it came from."
     for p in (part, _info_path(part)): p.unlink(missing_ok=True)
 
+class ShortTransfer(OSError):
+    "The server hung up before sending all the bytes it promised."
+
 class ResumableDownloader:
     "A pooch downloader (`downloader(url, output_file, pooch)`) that continues a partial `output_file` with an HTTP `Range` request."
-    def __init__(self, progressbar:bool=False, timeout:float=60, chunk_size:int=1<<16):
+    retries, wait = 3, 2.0   # a transfer that breaks off after some bytes is continued up to `retries` times, after wait·2^k s
+    def __init__(self, progressbar:bool=False, timeout:float=60, chunk_size:int=1<<16, retries:int|None=None, wait:float|None=None):
         self.progressbar, self.timeout, self.chunk_size = progressbar, timeout, chunk_size
+        if retries is not None: self.retries = retries
+        if wait is not None: self.wait = wait
         self.resumed_from = 0   # after a call: the byte the download continued from (0: from the start)
+        self.received = 0       # bytes written by the last attempt
+
+    def __call__(self, url:str, output_file:str, pooch=None):
+        "Download, continuing in the same call when the connection breaks off after some bytes arrived."
+        import requests
+        from urllib3.exceptions import ProtocolError, ReadTimeoutError
+        lost = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError, ProtocolError, ReadTimeoutError, ShortTransfer)
+        for k in range(self.retries + 1):
+            self.received = 0
+            try: return self._once(url, output_file)
+            except lost as err:   # nothing received (offline, refused): no use waiting
+                if k == self.retries or not self.received: raise
+                have = Path(output_file).stat().st_size
+                print(f"note: {url}: the transfer broke off at byte {have} ({type(err).__name__}); continuing in "
+                      f"{self.wait * 2 ** k:g} s (retry {k + 1} of {self.retries})", file=sys.stderr)
+                time.sleep(self.wait * 2 ** k)
 
     def _resumable(self, url, out:Path)->tuple[int, dict]:
         "Bytes already in `out` that may be continued, and the validator headers for `If-Range`."
@@ -216,7 +243,7 @@ class ResumableDownloader:
             _discard(out); return 0, {}
         return have, ({"If-Range": info["validator"]} if info.get("validator") else {})
 
-    def __call__(self, url:str, output_file:str, pooch=None):
+    def _once(self, url:str, output_file:str):
         import requests
         out = Path(output_file); self.resumed_from = 0
         have, extra = self._resumable(url, out)
@@ -246,15 +273,15 @@ class ResumableDownloader:
         try:
             with open(out, "r+b") as f:
                 f.seek(start); f.truncate()
-                for chunk in r.iter_content(chunk_size=self.chunk_size):
-                    f.write(chunk)
+                for chunk in _arriving(r, self.chunk_size):
+                    f.write(chunk); self.received += len(chunk)
                     if bar: bar.update(len(chunk))
         finally:
             if bar: bar.close()
         size = out.stat().st_size
         if total is not None and size != total:
-            if size > total: _discard(out)
-            raise OSError(f"received {size} of {total} bytes")
+            if size > total: _discard(out); raise OSError(f"received {size} of {total} bytes")
+            raise ShortTransfer(f"received {size} of {total} bytes")
         return None
 
 # %% ../nbs/03a_manifest.ipynb

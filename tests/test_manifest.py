@@ -3,7 +3,7 @@ import argparse, hashlib, http.server, io, os, re, subprocess, sys, tarfile, thr
 from pathlib import Path
 import pytest
 import yaml
-from resm.manifest import add_cli, fetch, load_manifest, verify, DataError, ChecksumError, safe_extract
+from resm.manifest import add_cli, fetch, load_manifest, verify, DataError, ChecksumError, safe_extract, ResumableDownloader
 
 BODY = os.urandom(200_000)
 
@@ -34,7 +34,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         else: self.send_response(200)
         data = body[start:]
         self.send_header("Content-Length", str(len(data))); self.send_header("ETag", etag); self.end_headers()
-        n = len(body) // 2 if self.path.startswith("/short") else Handler.cut.pop(self.path, None)
+        n = len(data) // 2 if self.path.startswith("/short") else Handler.cut.pop(self.path, None)   # /short: every answer half
         if n is not None:   # promise len(data) bytes, send n, hang up
             self.wfile.write(data[:n]); self.wfile.flush(); self.close_connection = True
             return
@@ -96,11 +96,15 @@ def test_valid_file_never_overwritten(server, tmp_path):
     assert fetch("good", m, dest=dest).read_bytes() == BODY and len(Handler.hits) == n
 
 @pytest.mark.parametrize("sha", [SHA, None])
-def test_interrupted_transfer(server, tmp_path, sha, capsys):
+def test_interrupted_transfer(server, tmp_path, sha, capsys, monkeypatch):
+    waits = []; monkeypatch.setattr("resm.manifest.time.sleep", waits.append)
     m = _manifest(tmp_path, cut=_entry(f"{server}/short.bin", sha))
     dest = tmp_path / "cache"
+    n = len(Handler.seen)
     assert _cli("data", "fetch", "cut", "--manifest", str(m), "--dest", str(dest)) != 0
-    assert "could not download 'cut'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "could not download 'cut'" in err and "retry 3 of 3" in err and waits == [2.0, 4.0, 8.0]
+    assert [r for _, r, _ in Handler.seen[n:]] == [None, "bytes=100000-", "bytes=150000-", "bytes=175000-"]   # no byte received is lost
     assert _leftovers(dest) == [".short.bin.part", ".short.bin.part.info"]    # only the hidden partial file: nothing that looks valid
 
 def _cut_download(server, tmp_path, path, sha=SHA, n=100_000):
@@ -108,7 +112,7 @@ def _cut_download(server, tmp_path, path, sha=SHA, n=100_000):
     tmp_path.mkdir(exist_ok=True)
     m, dest = _manifest(tmp_path, x=_entry(f"{server}{path}", sha)), tmp_path / "cache"
     Handler.cut[path] = n
-    with pytest.raises(DataError, match="continues from there"): fetch("x", m, dest=dest)
+    with pytest.raises(DataError, match="continues from there"): fetch("x", m, dest=dest, downloader=ResumableDownloader(retries=0))
     part = dest / f".{Path(path).name}.part"
     kept = part.read_bytes()
     assert 0 < len(kept) <= n and kept == BODY[: len(kept)]
@@ -123,6 +127,14 @@ def test_interrupted_download_resumes(server, tmp_path, sha, capsys):
     etag = f'"{SHA[:16]}"'
     assert Handler.seen[n:] == [("/resume.bin", f"bytes={kept}-", etag)]   # only the remainder, and only if the file is unchanged
     assert _leftovers(dest) == ["resume.bin"]
+
+def test_broken_transfer_continues_in_the_same_call(server, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("resm.manifest.time.sleep", lambda s: None)
+    m, dest = _manifest(tmp_path, x=_entry(f"{server}/once.bin", SHA)), tmp_path / "cache"
+    Handler.cut["/once.bin"] = 100_000; n = len(Handler.seen)
+    assert fetch("x", m, dest=dest).read_bytes() == BODY                 # one call: the server hung up once
+    assert [r for _, r, _ in Handler.seen[n:]] == [None, "bytes=100000-"] and _leftovers(dest) == ["once.bin"]
+    assert "the transfer broke off at byte 100000" in capsys.readouterr().err
 
 def test_server_ignoring_range(server, tmp_path):
     m, dest, kept = _cut_download(server, tmp_path, "/norange/x.bin")
@@ -172,10 +184,12 @@ def test_concurrent_fetches_download_once(server, tmp_path, capsys):
     assert _leftovers(dest) == ["slow.bin"]
 
 
-def test_offline_message(tmp_path):
+def test_offline_message(tmp_path, monkeypatch):
+    waits = []; monkeypatch.setattr("resm.manifest.time.sleep", waits.append)
     m = _manifest(tmp_path, off=_entry("http://127.0.0.1:9/files/off.ckpt?download=1", SHA))
     dest = tmp_path / "cache"
     with pytest.raises(DataError) as e: fetch("off", m, dest=dest)
+    assert waits == []                                                  # nothing arrived: no retry, no wait
     msg = str(e.value)
     assert "http://127.0.0.1:9/files/off.ckpt?download=1" in msg and str(dest / "off.ckpt") in msg and SHA in msg
     assert _leftovers(dest) == []
