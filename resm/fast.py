@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
 # %% auto 0
-__all__ = ['embed', 'torch_dtype', 'cast_model', 'onednn_bf16', 'linear', 'freq_key', 'rotary_matrices', 'rotary', 'qkv',
+__all__ = ['embed', 'torch_dtype', 'cast_model', 'onednn_linear', 'linear', 'freq_key', 'rotary_matrices', 'rotary', 'qkv',
            'sdpa_heads', 'merge_heads', 'sdpa_attention', 'attention_probs', 'softmax_', 'pick_heads',
            'explicit_attention', 'feed_forward', 'layer_forward', 'fast_forward', 'packed_attention', 'packed_forward']
 
@@ -47,27 +47,27 @@ def cast_model(model,            # fair-esm ESM2 (or any module)
     return copy.deepcopy(model, memo)        # tied weights stay tied: both names map to the same new Parameter
 
 # %% ../nbs/01a_fast.ipynb
-def onednn_bf16(x:torch.Tensor, # the input
-                weight:torch.Tensor # the layer's weight
-               )->bool:         # True when `linear` takes the fused oneDNN path
-    "Whether `linear` fuses on oneDNN: bf16 on a CPU whose oneDNN has bf16 kernels, and no gradient to record."
-    if x.device.type != "cpu" or x.dtype != torch.bfloat16 or weight.dtype != torch.bfloat16: return False
+def onednn_linear(x:torch.Tensor, # the input
+                  weight:torch.Tensor # the layer's weight
+                 )->bool:         # True when `linear` takes the fused oneDNN path
+    "Whether `linear` fuses on oneDNN: float32, or bf16 where oneDNN has bf16 kernels, on a CPU, with no gradient to record."
+    if x.device.type != "cpu" or x.dtype != weight.dtype or x.dtype not in (torch.float32, torch.bfloat16): return False
     if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad): return False
-    return _onednn_bf16_available()
+    return _onednn_available(x.dtype == torch.bfloat16)
 
 @functools.cache
-def _onednn_bf16_available()->bool:
+def _onednn_available(bf16:bool)->bool:
     ops = torch.ops.mkldnn
-    return bool(torch.backends.mkldnn.is_available() and hasattr(ops, "_linear_pointwise")
-                and hasattr(ops, "_is_mkldnn_bf16_supported") and ops._is_mkldnn_bf16_supported())
+    ok = torch.backends.mkldnn.is_available() and hasattr(ops, "_linear_pointwise")
+    return bool(ok and (not bf16 or (hasattr(ops, "_is_mkldnn_bf16_supported") and ops._is_mkldnn_bf16_supported())))
 
 def linear(mod,                # a torch.nn.Linear (weight (N, K), bias (N,) or None)
            x:torch.Tensor,     # (..., K)
            gelu:bool=False     # apply fair-esm's GELU (erf form) to the output
           )->torch.Tensor:     # (..., N)
-    "`mod(x)`, then GELU if asked; for bf16 inference on a CPU, one oneDNN call with the bias and the GELU fused."
+    "`mod(x)`, then GELU if asked; for float32 or bf16 inference on a CPU, one oneDNN call with the bias and the GELU fused."
     w, b = mod.weight, mod.bias
-    if onednn_bf16(x, w) and w.is_contiguous():
+    if onednn_linear(x, w) and w.is_contiguous():
         return torch.ops.mkldnn._linear_pointwise(x, w, b, "gelu" if gelu else "none", [], "none" if gelu else "")
     y = F.linear(x, w, b)
     return F.gelu(y) if gelu else y
@@ -193,7 +193,8 @@ def explicit_attention(attn,                   # a fair-esm MultiheadAttention
                        row_chunk:int|None=None, # query rows per block (default: ~32 MB of probabilities)
                        heads=None,             # head indices whose maps `fn` sees (None: all, and they make the output)
                        sdpa_dtype=None,        # with `heads`: precision of the SDPA that makes the output (None: x's)
-                       maps_only:bool=False    # only hand the maps to `fn`: no SDPA, no values, no output (returns None)
+                       maps_only:bool=False,   # only hand the maps to `fn`: no SDPA, no values, no output (returns None)
+                       by_head:bool=False      # call fn(rows, j, probs (B, r, T)) once per read head j instead
                       )->torch.Tensor|None:    # (B, T, D)
     """fair-esm self-attention with explicit float32 probabilities, one block of query rows at a time. With `heads`, the
     other heads go through fused SDPA (in `sdpa_dtype`) and the read heads' output comes from their explicit maps; the
@@ -213,21 +214,38 @@ def explicit_attention(attn,                   # a fair-esm MultiheadAttention
         q, k, v = pick_heads(q, idx) * attn.scaling, pick_heads(k, idx), pick_heads(v, idx)   # (B, h, T, hd), q scaled as fair-esm's
     h = q.shape[1]
     q3 = q.float().reshape(B * h, T, hd)                                       # (B·h, T, hd)
-    kt = k.float().reshape(B * h, T, hd).transpose(1, 2)                       # (B·h, hd, T)
+    k3 = k.float().reshape(B * h, T, hd)                                       # (B·h, T, hd)
+    dnn = key_padding_mask is None and onednn_linear(q3, k3) and hasattr(torch.ops.mkldnn, "_reorder_linear_weight")  # see above
+    slab = dnn and by_head and B == 1                                          # one head's block at a time, while in cache
     vf = None if maps_only else v.float().reshape(B * h, T, hd)               # (B·h, T, hd)
-    r = _block_rows(B * h, T, row_chunk)
-    buf = torch.empty(B * h, r, T, device=x.device)                            # the one block of probabilities
+    r = _block_rows(1 if slab else B * h, T, row_chunk, (4 if slab else 128 if dnn else 32) * 2**20)   # sizes measured above
+    if dnn:                                                                    # each head's keys and values packed once per layer
+        pack = lambda t: torch.ops.mkldnn._reorder_linear_weight(t.contiguous(), r)   # in oneDNN's layout for r rows
+        q3, k3 = q3.contiguous(), [pack(k3[i]) for i in range(B * h)]         # k3[i]: weight (T, hd) of the scores
+        if vf is not None: vf = [pack(vf[i].T) for i in range(B * h)]          # vf[i]: weight (hd, T) of the output
+    buf = torch.empty(1 if slab else B * h, r, T, device=x.device)             # the one block of probabilities
     oh = None if maps_only else torch.empty(B * h, T, hd, device=x.device)     # the read heads' output, float32
+    lin = torch.ops.mkldnn._linear_pointwise
     for a in range(0, T, r):
         rows = slice(a, min(a + r, T)); n = rows.stop - a
-        s = buf if n == r else buf[:, :n].contiguous()                          # (B·h, n, T); a short last block
-        torch.bmm(q3[:, rows], kt, out=s)                                      # scores
-        p = s.view(B, h, n, T)
-        if key_padding_mask is not None: p.masked_fill_(key_padding_mask[:, None, None, :], float("-inf"))
-        softmax_(s)
+        s = buf if n == r else buf[:, :n].contiguous()                          # (B·h or 1, n, T); a short last block
+        if dnn:                                                                # head i: scores, softmax into the block, then its
+            for i in range(B * h):                                             # output while its probabilities are in cache
+                si = s[0] if slab else s[i]                                    # (n, T)
+                torch.ops.aten._softmax.out(lin(q3[i, rows], k3[i], None, "none", [], ""), -1, False, out=si)
+                if not maps_only: oh[i, rows] = lin(si, vf[i], None, "none", [], "")   # (n, hd)
+                if slab and fn is not None: fn(rows, i, si[None])
+            if slab: continue
+        else:
+            torch.bmm(q3[:, rows], k3.transpose(1, 2), out=s)                  # scores
+            if key_padding_mask is not None: s.view(B, h, n, T).masked_fill_(key_padding_mask[:, None, None, :], float("-inf"))
+            softmax_(s)
         if fn is not None:                                                     # padded query rows are 0, as in fair-esm's maps
-            fn(rows, p if key_padding_mask is None else p.masked_fill(key_padding_mask[:, None, rows, None], 0.0))
-        if not maps_only: oh[:, rows] = torch.bmm(s, vf)                      # (B·h, n, hd); bmm(out=slice) is slow
+            p = s.view(B, h, n, T) if key_padding_mask is None else s.view(B, h, n, T).masked_fill(key_padding_mask[:, None, rows, None], 0.0)
+            if by_head:
+                for j in range(h): fn(rows, j, p[:, j])
+            else: fn(rows, p)
+        if not maps_only and not dnn: oh[:, rows] = torch.bmm(s, vf)          # (B·h, n, hd); bmm(out=slice) is slow
     if maps_only: return None
     oh = oh.view(B, h, T, hd).to(x.dtype)
     if o is None: return merge_heads(attn, oh)
@@ -249,14 +267,16 @@ def feed_forward(layer,          # a fair-esm TransformerLayer
     return out.view_as(x)
 
 def layer_forward(layer, x:torch.Tensor, key_padding_mask=None, hook=None, idx:int=0,
-                  probs_fn=None, row_chunk:int|None=None, heads=None, sdpa_dtype=None, maps_only:bool=False)->torch.Tensor|None:
+                  probs_fn=None, row_chunk:int|None=None, heads=None, sdpa_dtype=None, maps_only:bool=False,
+                  by_head:bool=False)->torch.Tensor|None:
     """One fair-esm `TransformerLayer` on batch-first `x` (B, T, D): SDPA attention, or explicit with `probs_fn(idx, rows, probs)`.
     `maps_only`: only the maps go to `probs_fn`; the layer's output is not computed (returns None)."""
     h = layer.self_attn_layer_norm(x)
     if hook is not None: hook(idx, layer.self_attn, h, key_padding_mask)
-    if maps_only: return explicit_attention(layer.self_attn, h, key_padding_mask, lambda rows, p: probs_fn(idx, rows, p), row_chunk, heads, sdpa_dtype, True)
+    fn = None if probs_fn is None else (lambda *a: probs_fn(idx, *a))       # (rows, probs) or, by head, (rows, j, probs)
+    if maps_only: return explicit_attention(layer.self_attn, h, key_padding_mask, fn, row_chunk, heads, sdpa_dtype, True, by_head)
     if probs_fn is None: x = x + sdpa_attention(layer.self_attn, h, key_padding_mask, sdpa_dtype)
-    else: x = x + explicit_attention(layer.self_attn, h, key_padding_mask, lambda rows, p: probs_fn(idx, rows, p), row_chunk, heads, sdpa_dtype)
+    else: x = x + explicit_attention(layer.self_attn, h, key_padding_mask, fn, row_chunk, heads, sdpa_dtype, False, by_head)
     return feed_forward(layer, x)
 
 # %% ../nbs/01a_fast.ipynb
@@ -270,7 +290,8 @@ def fast_forward(model,                   # fair-esm ESM2
                  row_chunk:int|None=None, # query rows per block for `probs_fn`
                  heads=None,              # per layer, the head indices `probs_fn` sees (None: all heads of every layer)
                  upto:int|None=None,      # run only layers 1..upto (then no final LayerNorm and no logits)
-                 sdpa_dtype=None          # precision of the SDPA attention (not of maps `probs_fn` sees); None: the model's
+                 sdpa_dtype=None,         # precision of the SDPA attention (not of maps `probs_fn` sees); None: the model's
+                 by_head:bool=False       # call probs_fn(layer_idx, rows, j, probs (B, r, T)) once per read head j instead
                 )->dict:                  # {"logits": (B, T, V) or None, "representations": {layer: (B, T, D)}}
     "ESM-2 forward with fused attention; equal to `model(tokens)` up to float rounding."
     pad = tokens.eq(model.padding_idx)
@@ -282,11 +303,11 @@ def fast_forward(model,                   # fair-esm ESM2
     for i, layer in enumerate(model.layers[:upto]):
         h = None if heads is None else heads[i]
         if maps_last and i + 1 == last:                                      # nobody reads this layer's output: its maps only
-            layer_forward(layer, x, kpm, attn_hook, i, probs_fn, row_chunk, h, sdpa_dtype, maps_only=True)
+            layer_forward(layer, x, kpm, attn_hook, i, probs_fn, row_chunk, h, sdpa_dtype, maps_only=True, by_head=by_head)
             return {"logits": None, "representations": reps}
         if checkpoint and torch.is_grad_enabled():
-            x = _checkpoint(layer_forward, layer, x, kpm, attn_hook, i, probs_fn, row_chunk, h, sdpa_dtype, use_reentrant=False)
-        else: x = layer_forward(layer, x, kpm, attn_hook, i, probs_fn, row_chunk, h, sdpa_dtype)
+            x = _checkpoint(layer_forward, layer, x, kpm, attn_hook, i, probs_fn, row_chunk, h, sdpa_dtype, False, by_head, use_reentrant=False)
+        else: x = layer_forward(layer, x, kpm, attn_hook, i, probs_fn, row_chunk, h, sdpa_dtype, by_head=by_head)
         if i + 1 in repr_layers and i + 1 < model.num_layers: reps[i + 1] = x
     if upto is not None and upto < model.num_layers: return {"logits": None, "representations": reps}
     x = model.emb_layer_norm_after(x)

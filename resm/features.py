@@ -39,12 +39,14 @@ def apc(x:torch.Tensor # (..., L, L)
     return x - x.sum(-1, keepdim=True) * x.sum(-2, keepdim=True) / x.sum((-1, -2), keepdim=True)
 
 # %% ../nbs/04_features.ipynb
-def _stream_attention(model, toks, fn, row_chunk=None, dtype="fp32", heads=None, repr_layers=(), sdpa_dtype=None):
-    "One forward pass of one unpadded sequence calling fn(layer, rows, probs (h, r, T)) for every block of query rows; returns its representations."
+def _stream_attention(model, toks, fn, row_chunk=None, dtype="fp32", heads=None, repr_layers=(), sdpa_dtype=None, by_head=False):
+    """One forward pass of one unpadded sequence calling fn(layer, rows, probs (h, r, T)) for every block of query rows
+    (by_head: fn(layer, rows, j, probs (r, T)) for each read head j); returns its representations."""
     m = cast_model(model, dtype)                      # weights cast once (a copy; `model` is not changed)
     upto = None if heads is None else max((i + 1 for i, h in enumerate(heads) if len(h)), default=0)  # later layers are not needed
     with torch.no_grad():
-        return fast_forward(m, toks, repr_layers=repr_layers, need_logits=False, probs_fn=lambda i, rows, p: fn(i, rows, p[0]),
+        each = (lambda i, rows, j, p: fn(i, rows, j, p[0])) if by_head else (lambda i, rows, p: fn(i, rows, p[0]))
+        return fast_forward(m, toks, repr_layers=repr_layers, need_logits=False, probs_fn=each, by_head=by_head,
                             row_chunk=row_chunk, heads=heads, upto=upto,
                             sdpa_dtype=None if sdpa_dtype is None else torch_dtype(sdpa_dtype))["representations"]
 
@@ -55,15 +57,15 @@ def _pair_logits_full(model, tok, seq, weight, bias, row_chunk=None, dtype="fp32
     heads = [torch.nonzero(w[i]).flatten().tolist() for i in range(model.num_layers)]   # a zero weight needs no map
     S = torch.zeros(L, L, device=dev)                                            # Σ w·A over layers and heads
     R = [torch.zeros(len(h), L, device=dev) for h in heads]                      # per weighted head: row + column sums
-    def acc(i, rows, p):                                                         # p: (h, r, T), the weighted heads of layer i
+    wl = [w[i, h].tolist() for i, h in enumerate(heads)]                         # the weights as Python floats
+    def acc(i, rows, j, p):                                                      # p: (r, T), weighted head j of layer i
         lo, hi = max(rows.start, 1), min(rows.stop, L + 1)
         if lo >= hi: return
-        a, b = lo - rows.start, hi - rows.start                                  # residue rows of this block
-        blk = p if (a, b) == (0, p.shape[1]) else p[:, a:b]                      # (h, r', T); a copy only at BOS/EOS blocks
-        S[lo-1:hi-1] += torch.mm(w[i, heads[i]][None], blk.reshape(len(heads[i]), -1)).view(b - a, T)[:, 1:L+1]  # Σ_h w_h p_h
-        R[i][:, lo-1:hi-1] += 1 - blk[:, :, 0] - blk[:, :, L+1]                  # residue row sums: rows sum to 1
-        R[i] += blk.sum(1)[:, 1:L+1]                                             # residue column sums (h, L), one contiguous pass
-    _stream_attention(model, toks, acc, row_chunk, dtype, heads=heads, sdpa_dtype=sdpa_dtype)
+        blk = p[lo - rows.start:hi - rows.start]                                 # (r', T): the residue rows of this block
+        S[lo-1:hi-1].add_(blk[:, 1:L+1], alpha=wl[i][j])                         # Σ_h w_h p_h
+        R[i][j, lo-1:hi-1] += 1 - blk[:, 0] - blk[:, L+1]                        # residue row sums: rows sum to 1
+        R[i][j] += blk.sum(0)[1:L+1]                                             # residue column sums, one contiguous pass
+    _stream_attention(model, toks, acc, row_chunk, dtype, heads=heads, sdpa_dtype=sdpa_dtype, by_head=True)
     Rall = torch.cat(R); coef = torch.cat([w[i, h] for i, h in enumerate(heads)]) / Rall.sum(-1)  # (n_weighted,)
     if len(Rall): S.addmm_((Rall * coef[:, None]).T, Rall, alpha=-0.5)         # half the APC term, before symmetrizing:
     out = S.T.clone(); out += S                                                  # x + xᵀ is exactly symmetric in floating point

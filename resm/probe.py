@@ -201,11 +201,14 @@ def planted_attention(maps:dict, # {tuple of token ids: (layers, heads, T, T) at
                       tok):      # the tokenizer that made the keys
     "Inside the block, every attention feature of resm.probe and resm.features reads `maps` instead of running the model."
     import resm.features as F
-    def stream(model, toks, fn, row_chunk=None, dtype="fp32", heads=None, repr_layers=(), sdpa_dtype=None):
+    def stream(model, toks, fn, row_chunk=None, dtype="fp32", heads=None, repr_layers=(), sdpa_dtype=None, by_head=False):
         A = torch.as_tensor(maps[tuple(toks[0].tolist())])
         for layer in range(A.shape[0]):
             h = list(range(A.shape[1])) if heads is None else heads[layer]
-            if len(h): fn(layer, slice(0, A.shape[-1]), A[layer][h])
+            if not len(h): continue
+            if by_head:
+                for j, head in enumerate(h): fn(layer, slice(0, A.shape[-1]), j, A[layer][head])
+            else: fn(layer, slice(0, A.shape[-1]), A[layer][h])
     def naive(model, tok_, seq):
         A = torch.as_tensor(maps[tuple(tok.encode(seq).tolist())])
         return A[:, :, 1:-1, 1:-1].flatten(0, 1)

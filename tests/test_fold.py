@@ -220,8 +220,8 @@ def test_sparse_probe_runs_only_weighted_heads(monkeypatch):
     from resm.features import attention_maps, apc, symmetrize, pair_logits
     naive = (apc(symmetrize(attention_maps(m, tok, s))) * torch.from_numpy(w)[:, None, None]).sum(0) + 0.2
     seen, orig = [], fast.explicit_attention
-    def spy(attn, x, kpm=None, fn=None, row_chunk=None, heads=None, sdpa_dtype=None, maps_only=False):
-        seen.append((list(heads), maps_only)); return orig(attn, x, kpm, fn, row_chunk, heads, sdpa_dtype, maps_only)
+    def spy(attn, x, kpm=None, fn=None, row_chunk=None, heads=None, sdpa_dtype=None, maps_only=False, by_head=False):
+        seen.append((list(heads), maps_only, by_head)); return orig(attn, x, kpm, fn, row_chunk, heads, sdpa_dtype, maps_only, by_head)
     monkeypatch.setattr(fast, "explicit_attention", spy)
     torch.testing.assert_close(pair_logits(m, tok, s, w, 0.2), naive, atol=1e-4, rtol=0)
-    assert seen == [([1], False), ([2], True)]                               # layer 2 (all zero) was not run; layer 1 gave maps only
+    assert seen == [([1], False, True), ([2], True, True)]                   # layer 2 (all zero) was not run; layer 1 gave maps only
