@@ -53,6 +53,7 @@ def onednn_linear(x:torch.Tensor, # the input
     "Whether `linear` fuses on oneDNN: float32, or bf16 where oneDNN has bf16 kernels, on a CPU, with no gradient to record."
     if x.device.type != "cpu" or x.dtype != weight.dtype or x.dtype not in (torch.float32, torch.bfloat16): return False
     if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad): return False
+    if x.dtype == torch.float32 and torch.distributed.is_available() and torch.distributed.is_initialized(): return False  # see above
     return _onednn_available(x.dtype == torch.bfloat16)
 
 @functools.cache
