@@ -4,14 +4,14 @@
 
 # %% ../nbs/01a_fast.ipynb 3
 from __future__ import annotations
-import copy, functools
+import contextlib, copy, functools
 import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
 # %% auto 0
-__all__ = ['embed', 'torch_dtype', 'cast_model', 'onednn_linear', 'linear', 'freq_key', 'rotary_matrices', 'rotary', 'qkv',
-           'sdpa_heads', 'merge_heads', 'sdpa_attention', 'attention_probs', 'softmax_', 'pick_heads',
+__all__ = ['embed', 'torch_dtype', 'cast_model', 'onednn_linear', 'plain_float32', 'linear', 'freq_key', 'rotary_matrices',
+           'rotary', 'qkv', 'sdpa_heads', 'merge_heads', 'sdpa_attention', 'attention_probs', 'softmax_', 'pick_heads',
            'explicit_attention', 'feed_forward', 'layer_forward', 'fast_forward', 'packed_attention', 'packed_forward']
 
 # %% ../nbs/01a_fast.ipynb
@@ -53,8 +53,17 @@ def onednn_linear(x:torch.Tensor, # the input
     "Whether `linear` fuses on oneDNN: float32, or bf16 where oneDNN has bf16 kernels, on a CPU, with no gradient to record."
     if x.device.type != "cpu" or x.dtype != weight.dtype or x.dtype not in (torch.float32, torch.bfloat16): return False
     if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad): return False
-    if x.dtype == torch.float32 and torch.distributed.is_available() and torch.distributed.is_initialized(): return False  # see above
+    if x.dtype == torch.float32 and _PLAIN_FP32: return False                  # inside `plain_float32()`
     return _onednn_available(x.dtype == torch.bfloat16)
+
+_PLAIN_FP32 = []   # one entry per open `plain_float32` block
+
+@contextlib.contextmanager
+def plain_float32():
+    "Inside the block, float32 `linear` is `F.linear` (see above: distributed training's validation)."
+    _PLAIN_FP32.append(True)
+    try: yield
+    finally: _PLAIN_FP32.pop()
 
 @functools.cache
 def _onednn_available(bf16:bool)->bool:

@@ -18,7 +18,7 @@ from .files import atomic_write_text, clean_tmp
 from .errors import about, output_folder
 from .model import (ESM2_ARCHS, CheckpointError, atomic_save, build_esm2, export_fair_esm, export_hf, load_model,
                     local_esm, resolve_device, save_pretrained, save_safetensors, tiny_model)
-from .fast import fast_forward
+from .fast import fast_forward, plain_float32
 
 # %% auto 0
 __all__ = ['STREAM_BUFFER', 'MLM_METRICS', 'EXPORT_FORMATS', 'TrainConfig', 'check_metric', 'seed_everything', 'mask_tokens',
@@ -609,7 +609,9 @@ def train_loop(cfg:TrainConfig,        # optimisation, logging and checkpoint se
         if evaluate is not None and ((cfg.eval_every and step % cfg.eval_every == 0) or step == cfg.max_steps):
             if cfg.fsdp: eng.unshard()                      # full weights on every rank while rank 0 evaluates
             if rank == 0:
-                res = {k: float(v) for k, v in evaluate(module, step).items()}; module.train()
+                with plain_float32() if world > 1 else nullcontext():   # see `linear` in 01a_fast
+                    res = {k: float(v) for k, v in evaluate(module, step).items()}
+                module.train()
                 hist["evals"].append({"step": step, **res}); log.append({"step": step, "split": "val", **res})
                 if res and cfg.early_stop_patience > 0: check_metric(cfg.early_stop_metric, res)
                 metric = res.get(cfg.early_stop_metric)
