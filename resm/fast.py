@@ -200,7 +200,7 @@ def explicit_attention(attn,                   # a fair-esm MultiheadAttention
                        x:torch.Tensor,         # (B, T, D) normalised input
                        key_padding_mask=None,  # (B, T) True at padding, or None
                        fn=None,                # called as fn(rows, probs (B, h, r, T) float32) per block; probs is reused after it returns
-                       row_chunk:int|None=None, # query rows per block (default: ~32 MB of probabilities)
+                       row_chunk:int|None=None, # query rows per block (default: a block of ~32 MB, 128 MB on oneDNN, 4 MB per head by_head)
                        heads=None,             # head indices whose maps `fn` sees (None: all, and they make the output)
                        sdpa_dtype=None,        # with `heads`: precision of the SDPA that makes the output (None: x's)
                        maps_only:bool=False,   # only hand the maps to `fn`: no SDPA, no values, no output (returns None)

@@ -87,7 +87,7 @@ def pair_logits(model,              # fair-esm ESM2
                 seq:str,            # RNA sequence
                 weight,             # (layers*heads,) regression weights, index = layer·H + head
                 bias:float,         # regression bias
-                row_chunk:int|None=None, # query rows per block (default: ~256 MB of probabilities)
+                row_chunk:int|None=None, # query rows per block (default: see `explicit_attention`)
                 long:str="full",    # "full" or "window"
                 window:int=1022,    # window length for long="window"
                 dtype:str="fp32",   # forward-pass precision (probabilities are always float32)
